@@ -1,0 +1,1 @@
+"""The SQL implementation of the ports: one code path for SQLite and PostgreSQL."""

@@ -1,0 +1,103 @@
+"""Explicit data mappers between rows and entities, and integrity-error naming."""
+
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from adapters.sqlalchemy.tables import metadata
+from domain.errors import DomainError
+from domain.projects import Project
+from domain.tasks import Task
+from domain.values import Priority
+
+
+def task_to_row(task: Task) -> dict[str, Any]:
+    return {
+        "title": task.title,
+        "title_key": task.title_key,
+        "description": task.description,
+        "done": task.done,
+        "completed_at": task.completed_at,
+        "priority": task.priority.rank,
+        "due_date": task.due_date,
+        "project_id": task.project_id,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "version": task.version,
+    }
+
+
+def task_to_entity(row: sa.Row[Any]) -> Task:
+    return Task(
+        id=row.id,
+        title=row.title,
+        description=row.description,
+        done=row.done,
+        completed_at=row.completed_at,
+        priority=Priority.from_rank(row.priority),
+        due_date=row.due_date,
+        project_id=row.project_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+    )
+
+
+def project_to_row(project: Project) -> dict[str, Any]:
+    return {
+        "name": project.name,
+        "name_key": project.name_key,
+        "description": project.description,
+        "archived": project.archived,
+        "created_at": project.created_at,
+        "updated_at": project.updated_at,
+        "version": project.version,
+    }
+
+
+def project_to_entity(row: sa.Row[Any]) -> Project:
+    return Project(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        archived=row.archived,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+    )
+
+
+def _unique_constraints_by_columns() -> dict[str, str]:
+    # SQLite names the columns, not the constraint: "UNIQUE constraint failed: t.c".
+    names = {}
+    for table in metadata.tables.values():
+        for constraint in table.constraints:
+            if isinstance(constraint, sa.UniqueConstraint) and constraint.name:
+                columns = ", ".join(f"{table.name}.{c.name}" for c in constraint.columns)
+                names[columns] = str(constraint.name)
+    return names
+
+
+_UNIQUE_BY_COLUMNS = _unique_constraints_by_columns()
+
+
+def raise_for_constraint(
+    error: IntegrityError, errors: Mapping[str, Callable[[], DomainError]]
+) -> NoReturn:
+    """Re-raise `error` as the domain error mapped to the constraint it broke.
+
+    `errors` maps constraint names to domain errors. SQLite does not say which
+    foreign key failed, so there the one foreign key among `errors` is meant.
+    """
+    name = getattr(error.orig.__cause__, "constraint_name", None)  # asyncpg
+    message = str(error.orig)
+    if name is None and message.startswith("UNIQUE constraint failed: "):
+        name = _UNIQUE_BY_COLUMNS.get(message.removeprefix("UNIQUE constraint failed: "))
+    if name is None and message.startswith("FOREIGN KEY constraint failed"):
+        foreign_keys = [key for key in errors if key.startswith("fk_")]
+        name = foreign_keys[0] if len(foreign_keys) == 1 else None
+    if name in errors:
+        raise errors[name]() from error
+    raise error

@@ -1,0 +1,85 @@
+"""The one tree of errors that the domain and the use cases raise.
+
+    DomainError
+    ├── NotFound
+    │   ├── TaskNotFound
+    │   └── ProjectNotFound
+    ├── Conflict
+    │   ├── ProjectNameTaken
+    │   ├── ProjectArchived
+    │   ├── ProjectHasTasks
+    │   └── ConcurrentUpdate
+    └── InvalidValue
+
+Entry points map this tree to their own vocabulary once (HTTP: 404, 409, 422);
+nothing below them knows about status codes.
+"""
+
+
+class DomainError(Exception):
+    """Root of every error the domain and the use cases raise on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    """The thing asked for does not exist (or is not visible to the caller)."""
+
+
+class Conflict(DomainError):
+    """The request is well formed but clashes with the current state."""
+
+
+class InvalidValue(DomainError):
+    """A value breaks a rule of the domain; `field` names the offending input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TaskNotFound(NotFound):
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"Task {task_id} does not exist.")
+        self.task_id = task_id
+
+
+class ProjectNotFound(NotFound):
+    def __init__(self, project_id: int) -> None:
+        super().__init__(f"Project {project_id} does not exist.")
+        self.project_id = project_id
+
+
+class ProjectNameTaken(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A project named {name!r} already exists.")
+        self.name = name
+
+
+class ProjectArchived(Conflict):
+    def __init__(self, project_id: int) -> None:
+        super().__init__(f"Project {project_id} is archived and accepts no tasks.")
+        self.project_id = project_id
+
+
+class ProjectHasTasks(Conflict):
+    def __init__(self, project_id: int, task_count: int | None = None) -> None:
+        if task_count is None:
+            tasks = "tasks"
+        else:
+            tasks = f"{task_count} task" + ("" if task_count == 1 else "s")
+        super().__init__(
+            f"Project {project_id} still has {tasks}; delete or move them first."
+        )
+        self.project_id = project_id
+        self.task_count = task_count
+
+
+class ConcurrentUpdate(Conflict):
+    def __init__(self, kind: str, entity_id: int) -> None:
+        super().__init__(
+            f"{kind} {entity_id} was changed by another request meanwhile; "
+            "fetch it again and retry."
+        )

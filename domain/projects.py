@@ -1,0 +1,72 @@
+"""The Project aggregate."""
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from domain.values import UNSET, Unset, clean_description, clean_text, search_key
+
+NAME_MIN = 2
+NAME_MAX = 120
+
+
+def clean_name(value: str) -> str:
+    return clean_text("name", value, min_length=NAME_MIN, max_length=NAME_MAX)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectChanges:
+    """A partial update: fields left UNSET stay as they are."""
+
+    name: str | Unset = UNSET
+    description: str | None | Unset = UNSET
+    archived: bool | Unset = UNSET
+
+
+@dataclass(slots=True)
+class Project:
+    name: str
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+    archived: bool = False
+    version: int = 1
+    id: int | None = None  # assigned by the repository on add
+
+    @classmethod
+    def create(cls, name: str, description: str | None, now: datetime) -> "Project":
+        return cls(
+            name=clean_name(name),
+            description=clean_description(description),
+            created_at=now,
+            updated_at=now,
+        )
+
+    @property
+    def name_key(self) -> str:
+        """Names are unique in this form: "Roadmap" and "roadmap" clash."""
+        return search_key(self.name)
+
+    def apply(self, changes: ProjectChanges, now: datetime) -> bool:
+        """Apply `changes`; return whether anything changed (only then bump version)."""
+        name = self.name if changes.name is UNSET else clean_name(changes.name)
+        description = (
+            self.description
+            if changes.description is UNSET
+            else clean_description(changes.description)
+        )
+        archived = self.archived if changes.archived is UNSET else changes.archived
+        if (name, description, archived) == (self.name, self.description, self.archived):
+            return False
+        self.name, self.description, self.archived = name, description, archived
+        self._touch(now)
+        return True
+
+    def archive(self, now: datetime) -> bool:
+        return self.apply(ProjectChanges(archived=True), now)
+
+    def copy(self) -> "Project":
+        return replace(self)
+
+    def _touch(self, now: datetime) -> None:
+        self.updated_at = now
+        self.version += 1

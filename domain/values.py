@@ -1,0 +1,75 @@
+"""Value objects and the text rules shared by tasks and projects."""
+
+import enum
+from typing import Final
+
+from domain.errors import InvalidValue
+
+DESCRIPTION_MAX = 5000
+
+
+class Unset(enum.Enum):
+    """Marks a field a partial update leaves alone (distinct from an explicit None)."""
+
+    UNSET = enum.auto()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = Unset.UNSET
+
+
+class Priority(enum.Enum):
+    """How urgent a task is; `rank` orders them low < normal < high < urgent."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    @classmethod
+    def from_rank(cls, rank: int) -> "Priority":
+        return _BY_RANK[rank]
+
+
+_RANKS: Final = {priority: rank for rank, priority in enumerate(Priority, start=1)}
+_BY_RANK: Final = {rank: priority for priority, rank in _RANKS.items()}
+
+
+def storable(field: str, value: str) -> str:
+    """Reject text no database can store: NUL characters and lone surrogates."""
+    if "\x00" in value:
+        raise InvalidValue(field, f"{field} must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValue(field, f"{field} must be valid Unicode text.") from None
+    return value
+
+
+def clean_text(field: str, value: str, *, min_length: int, max_length: int) -> str:
+    """Trim `value` and check its length in characters, after trimming."""
+    text = storable(field, value).strip()
+    if not min_length <= len(text) <= max_length:
+        raise InvalidValue(
+            field, f"{field} must be {min_length}–{max_length} characters long."
+        )
+    return text
+
+
+def clean_description(value: str | None) -> str | None:
+    """A description is optional free text of at most DESCRIPTION_MAX characters."""
+    if value is None:
+        return None
+    return clean_text("description", value, min_length=0, max_length=DESCRIPTION_MAX)
+
+
+def search_key(text: str) -> str:
+    """The form names and titles are compared, searched and sorted in."""
+    return text.casefold()
+

@@ -1,0 +1,45 @@
+from dependency_injector import containers, providers
+
+from adapters.clock import SystemClock
+from adapters.memory import InMemoryStore, InMemoryUnitOfWork
+from adapters.sqlalchemy.engine import create_engine, create_session_factory
+from adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
+from application.services import ProjectService, TaskService
+from entrypoints.settings import Settings
+
+
+class Container(containers.DeclarativeContainer):
+    """Wires ports to adapters from settings. Declarations only, no logic."""
+
+    wiring_config = containers.WiringConfiguration(
+        modules=["entrypoints.http.routes.tasks", "entrypoints.http.routes.projects"]
+    )
+
+    config = providers.Configuration()
+    clock = providers.Singleton(SystemClock)
+
+    # Created on first use; the app's lifespan disposes it if it was created.
+    engine = providers.Resource(
+        create_engine, url=config.database_url, options=config.engine_options
+    )
+    session_factory = providers.Singleton(create_session_factory, engine)
+    memory_store = providers.Singleton(InMemoryStore)
+
+    unit_of_work = providers.Selector(
+        config.backend,
+        sql=providers.Factory(SqlAlchemyUnitOfWork, session_factory=session_factory),
+        memory=providers.Factory(InMemoryUnitOfWork, store=memory_store),
+    )
+
+    task_service = providers.Factory(
+        TaskService, uow=unit_of_work.provider, clock=clock
+    )
+    project_service = providers.Factory(
+        ProjectService, uow=unit_of_work.provider, clock=clock
+    )
+
+
+def build_container(settings: Settings | None = None) -> Container:
+    container = Container()
+    container.config.from_dict((settings or Settings()).model_dump())
+    return container

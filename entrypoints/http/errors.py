@@ -1,0 +1,172 @@
+"""Every error leaves as RFC 9457 problem details, mapped here once."""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
+
+from domain.errors import Conflict, DomainError, InvalidValue, NotFound
+from entrypoints.http.schemas import Problem, ValidationProblem
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE = "urn:taskhub:problem:"
+
+_DOMAIN_STATUS: list[tuple[type[DomainError], int, str, str]] = [
+    (NotFound, 404, "not-found", "Not found"),
+    (Conflict, 409, "conflict", "Conflict"),
+    (InvalidValue, 422, "validation-error", "Validation failed"),
+]
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> ProblemResponse:
+    body = {
+        "type": _TYPE + kind if kind else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def _location_and_field(loc: tuple[int | str, ...]) -> tuple[str | None, str]:
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        location, rest = str(loc[0]), loc[1:]
+    else:
+        location, rest = None, loc
+    return location, ".".join(str(part) for part in rest) or "(body)"
+
+
+async def _request_validation(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        if error["type"] == "json_invalid":
+            return problem(
+                400,
+                "The request body is not valid JSON.",
+                kind="malformed-json",
+                title="Malformed JSON",
+            )
+        location, field = _location_and_field(tuple(error["loc"]))
+        errors.append(
+            {
+                "field": field,
+                "location": location,
+                "message": error["msg"].removeprefix("Value error, "),
+                "type": error["type"],
+            }
+        )
+    fields = ", ".join(sorted({e["field"] for e in errors}))
+    return problem(
+        422,
+        f"The request has invalid values: {fields}.",
+        kind="validation-error",
+        title="Validation failed",
+        errors=errors,
+    )
+
+
+async def _domain_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, DomainError)
+    for error_type, status, kind, title in _DOMAIN_STATUS:
+        if isinstance(exc, error_type):
+            break
+    else:  # a new branch of the tree that nobody mapped yet
+        return await _unexpected(request, exc)
+    extra = {}
+    if isinstance(exc, InvalidValue):
+        extra["errors"] = [
+            {
+                "field": exc.field,
+                "location": "body",
+                "message": exc.message,
+                "type": "invalid_value",
+            }
+        ]
+    return problem(status, exc.message, kind=kind, title=title, **extra)
+
+
+async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No resource at {request.url.path}."
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette names only the first route that matched the path; allow them all.
+        allowed = _allowed_methods(request)
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    return problem(exc.status_code, str(detail), headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
+    logger.error("Database unavailable: %s", type(exc).__name__, exc_info=exc)
+    return problem(
+        503,
+        "The database is unavailable or busy; retry shortly.",
+        kind="unavailable",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
+    logger.exception("Unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "An unexpected error occurred; it has been logged.")
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the problem details a route can answer with."""
+    descriptions = {
+        400: "Malformed JSON",
+        404: "Not found",
+        409: "Conflict with the current state",
+        422: "Validation failed",
+    }
+    return {
+        status: {
+            "model": ValidationProblem if status == 422 else Problem,
+            "description": descriptions[status],
+        }
+        for status in statuses
+    }

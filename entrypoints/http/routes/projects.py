@@ -1,0 +1,100 @@
+from typing import Annotated
+
+from dependency_injector.wiring import Provide, inject
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+
+from application.services import ProjectService
+from entrypoints.container import Container
+from entrypoints.http.errors import problem_responses
+from entrypoints.http.schemas import (
+    INT64_MAX,
+    Page,
+    ProjectCreate,
+    ProjectFilters,
+    ProjectRead,
+    ProjectTaskFilters,
+    ProjectUpdate,
+    TaskRead,
+)
+
+router = APIRouter(prefix="/projects", tags=["projects"])
+
+ProjectServiceDep = Annotated[
+    ProjectService, Depends(Provide[Container.project_service])
+]
+ProjectId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The project's id.")]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProjectRead,
+    responses=problem_responses(400, 409, 422),
+)
+@inject
+async def create_project(
+    body: ProjectCreate, response: Response, projects: ProjectServiceDep
+) -> ProjectRead:
+    """Create a project; its name must be unique, ignoring case."""
+    project = await projects.create(body.name, body.description)
+    response.headers["Location"] = f"/projects/{project.id}"
+    return ProjectRead.of(project)
+
+
+@router.get("", response_model=Page[ProjectRead], responses=problem_responses(422))
+@inject
+async def list_projects(
+    filters: Annotated[ProjectFilters, Query()], projects: ProjectServiceDep
+) -> Page[ProjectRead]:
+    """List projects, filtered, sorted and paginated."""
+    return filters.page(await projects.list(filters.query()), ProjectRead.of)
+
+
+@router.get(
+    "/{project_id}", response_model=ProjectRead, responses=problem_responses(404, 422)
+)
+@inject
+async def get_project(project_id: ProjectId, projects: ProjectServiceDep) -> ProjectRead:
+    """Get one project."""
+    return ProjectRead.of(await projects.get(project_id))
+
+
+@router.patch(
+    "/{project_id}",
+    response_model=ProjectRead,
+    responses=problem_responses(400, 404, 409, 422),
+)
+@inject
+async def update_project(
+    project_id: ProjectId, body: ProjectUpdate, projects: ProjectServiceDep
+) -> ProjectRead:
+    """Rename, describe, archive or unarchive a project."""
+    return ProjectRead.of(await projects.update(project_id, body.to_changes()))
+
+
+@router.delete(
+    "/{project_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(404, 409, 422),
+)
+@inject
+async def delete_project(project_id: ProjectId, projects: ProjectServiceDep) -> None:
+    """Delete a project that has no tasks."""
+    await projects.delete(project_id)
+
+
+@router.get(
+    "/{project_id}/tasks",
+    response_model=Page[TaskRead],
+    responses=problem_responses(404, 422),
+)
+@inject
+async def list_project_tasks(
+    project_id: ProjectId,
+    filters: Annotated[ProjectTaskFilters, Query()],
+    projects: ProjectServiceDep,
+) -> Page[TaskRead]:
+    """List a project's tasks, with the same filters as /tasks."""
+    page = await projects.list_tasks(project_id, filters.query())
+    return filters.page(page, TaskRead.of)

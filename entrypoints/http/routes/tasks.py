@@ -1,0 +1,78 @@
+from typing import Annotated
+
+from dependency_injector.wiring import Provide, inject
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+
+from application.services import CreateTask, TaskService
+from entrypoints.container import Container
+from entrypoints.http.errors import problem_responses
+from entrypoints.http.schemas import (
+    INT64_MAX,
+    Page,
+    TaskCreate,
+    TaskFilters,
+    TaskRead,
+    TaskUpdate,
+)
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+TaskServiceDep = Annotated[TaskService, Depends(Provide[Container.task_service])]
+TaskId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The task's id.")]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskRead,
+    responses=problem_responses(400, 409, 422),
+)
+@inject
+async def create_task(
+    body: TaskCreate, response: Response, tasks: TaskServiceDep
+) -> TaskRead:
+    """Create a task."""
+    task = await tasks.create(CreateTask(**body.model_dump()))
+    response.headers["Location"] = f"/tasks/{task.id}"
+    return TaskRead.of(task)
+
+
+@router.get("", response_model=Page[TaskRead], responses=problem_responses(422))
+@inject
+async def list_tasks(
+    filters: Annotated[TaskFilters, Query()], tasks: TaskServiceDep
+) -> Page[TaskRead]:
+    """List tasks, filtered, sorted and paginated."""
+    return filters.page(await tasks.list(filters.query()), TaskRead.of)
+
+
+@router.get("/{task_id}", response_model=TaskRead, responses=problem_responses(404, 422))
+@inject
+async def get_task(task_id: TaskId, tasks: TaskServiceDep) -> TaskRead:
+    """Get one task."""
+    return TaskRead.of(await tasks.get(task_id))
+
+
+@router.patch(
+    "/{task_id}",
+    response_model=TaskRead,
+    responses=problem_responses(400, 404, 409, 422),
+)
+@inject
+async def update_task(
+    task_id: TaskId, body: TaskUpdate, tasks: TaskServiceDep
+) -> TaskRead:
+    """Change some of a task's fields."""
+    return TaskRead.of(await tasks.update(task_id, body.to_changes()))
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(404, 422),
+)
+@inject
+async def delete_task(task_id: TaskId, tasks: TaskServiceDep) -> None:
+    """Delete a task."""
+    await tasks.delete(task_id)

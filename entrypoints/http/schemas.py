@@ -1,0 +1,245 @@
+"""Request and response bodies. Strict JSON types; unknown fields are rejected."""
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar, cast
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+)
+
+from application import queries
+from domain.errors import InvalidValue
+from domain.projects import NAME_MAX, NAME_MIN, Project, ProjectChanges
+from domain.tasks import TITLE_MAX, Task, TaskChanges
+from domain.values import DESCRIPTION_MAX, Priority, storable
+
+INT64_MAX = 2**63 - 1
+T = TypeVar("T")
+E = TypeVar("E")
+
+
+def _storable(value: str) -> str:
+    try:
+        return storable("value", value)
+    except InvalidValue as error:
+        raise ValueError(error.message.replace("value ", "", 1)) from None
+
+
+def _iso_date(value: Any) -> Any:
+    # Lax mode would take a number as a Unix timestamp; only "YYYY-MM-DD" is a date.
+    if not isinstance(value, str | date):
+        raise ValueError("Input should be a date string in YYYY-MM-DD format")
+    return value
+
+
+def _text(min_length: int, max_length: int) -> Any:
+    return Annotated[
+        str,
+        Strict(),
+        StringConstraints(
+            strip_whitespace=True, min_length=min_length, max_length=max_length
+        ),
+        AfterValidator(_storable),
+    ]
+
+
+Title = _text(1, TITLE_MAX)
+Name = _text(NAME_MIN, NAME_MAX)
+Description = _text(0, DESCRIPTION_MAX)
+Search = _text(0, 200)
+Id = Annotated[int, Strict(), Field(ge=1, le=INT64_MAX)]
+QueryId = Annotated[int, Field(ge=1, le=INT64_MAX)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskCreate(_Body):
+    title: Title
+    description: Description | None = None
+    priority: Priority = Priority.NORMAL
+    due_date: IsoDate | None = None
+    project_id: Id | None = None
+
+
+class TaskUpdate(_Body):
+    """Only the fields sent change; null clears description, due_date, project_id."""
+
+    title: Title = Field(None)
+    description: Description | None = None
+    done: Annotated[bool, Strict()] = Field(None)
+    priority: Priority = Field(None)
+    due_date: IsoDate | None = None
+    project_id: Id | None = None
+
+    def to_changes(self) -> TaskChanges:
+        return TaskChanges(**self.model_dump(exclude_unset=True))
+
+
+class TaskRead(BaseModel):
+    id: int
+    title: str
+    description: str | None
+    done: bool
+    completed_at: datetime | None
+    priority: Priority
+    due_date: date | None
+    project_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, task: Task) -> "TaskRead":
+        return cls.model_validate(task, from_attributes=True)
+
+
+class ProjectCreate(_Body):
+    name: Name
+    description: Description | None = None
+
+
+class ProjectUpdate(_Body):
+    """Only the fields sent change; null clears description."""
+
+    name: Name = Field(None)
+    description: Description | None = None
+    archived: Annotated[bool, Strict()] = Field(None)
+
+    def to_changes(self) -> ProjectChanges:
+        return ProjectChanges(**self.model_dump(exclude_unset=True))
+
+
+class ProjectRead(BaseModel):
+    id: int
+    name: str
+    description: str | None
+    archived: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, project: Project) -> "ProjectRead":
+        return cls.model_validate(project, from_attributes=True)
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int = Field(description="How many items match, across all pages.")
+    limit: int
+    offset: int
+
+
+def _query_bool(value: Any) -> Any:
+    if value not in ("true", "false", True, False):
+        raise ValueError("Input should be true or false")
+    return value in ("true", True)
+
+
+QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
+
+TaskSort = Literal[
+    "id", "-id", "created_at", "-created_at", "updated_at", "-updated_at",
+    "due_date", "-due_date", "priority", "-priority", "title", "-title",
+]  # fmt: skip
+ProjectSort = Literal[
+    "id", "-id", "name", "-name", "created_at", "-created_at", "updated_at", "-updated_at"
+]  # fmt: skip
+
+
+class _Listing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100, description="Page size, 1–100.")
+    offset: int = Field(0, ge=0, le=INT64_MAX, description="Items to skip.")
+
+    @property
+    def window(self) -> queries.Window:
+        return queries.Window(limit=self.limit, offset=self.offset)
+
+    def page(self, page: queries.Page[E], read: Callable[[E], T]) -> Page[T]:
+        return Page[Any](
+            items=[read(item) for item in page.items],
+            total=page.total,
+            limit=self.limit,
+            offset=self.offset,
+        )
+
+
+class ProjectTaskFilters(_Listing):
+    done: QueryBool | None = None
+    priority: Priority | None = None
+    q: Search | None = Field(None, description="Case-insensitive substring of title.")
+    due_before: IsoDate | None = Field(None, description="Due strictly before.")
+    due_after: IsoDate | None = Field(None, description="Due strictly after.")
+    sort: TaskSort = Field(
+        "-created_at", description="Field to sort by, `-` for descending; ties on id."
+    )
+
+
+    def query(self, project_id: int | None = None) -> queries.TaskQuery:
+        return queries.TaskQuery(
+            done=self.done,
+            project_id=project_id,
+            priority=self.priority,
+            q=self.q,
+            due_before=self.due_before,
+            due_after=self.due_after,
+            sort=cast(queries.TaskSortField, self.sort.removeprefix("-")),
+            descending=self.sort.startswith("-"),
+            window=self.window,
+        )
+
+
+class TaskFilters(ProjectTaskFilters):
+    project_id: QueryId | None = None
+
+    def query(self, project_id: int | None = None) -> queries.TaskQuery:
+        return super().query(project_id=self.project_id)
+
+
+class ProjectFilters(_Listing):
+    q: Search | None = Field(None, description="Case-insensitive substring of name.")
+    archived: QueryBool | None = None
+    sort: ProjectSort = Field(
+        "-created_at", description="Field to sort by, `-` for descending; ties on id."
+    )
+
+    def query(self) -> queries.ProjectQuery:
+        return queries.ProjectQuery(
+            q=self.q,
+            archived=self.archived,
+            sort=cast(queries.ProjectSortField, self.sort.removeprefix("-")),
+            descending=self.sort.startswith("-"),
+            window=self.window,
+        )
+
+
+class ProblemError(BaseModel):
+    field: str = Field(description="The input at fault, e.g. `title` or `limit`.")
+    location: str | None = Field(None, description="body, query, path or header.")
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class ValidationProblem(Problem):
+    errors: list[ProblemError]

@@ -1,0 +1,50 @@
+from typing import Literal
+
+from pydantic import Field, computed_field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MEMORY_URL = "memory://"
+
+# Plain URLs are accepted and given the async driver the adapter uses.
+_ASYNC_DRIVERS = {
+    "sqlite://": "sqlite+aiosqlite://",
+    "postgresql://": "postgresql+asyncpg://",
+    "postgres://": "postgresql+asyncpg://",
+}
+
+
+class Settings(BaseSettings):
+    """Everything configurable, read from TASKHUB_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="TASKHUB_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./taskhub.db",
+        description="SQLAlchemy URL (sqlite/postgresql), or memory:// for no database.",
+    )
+    database_echo: bool = Field(False, description="Log every SQL statement.")
+    database_pool_size: int = Field(10, ge=1, description="PostgreSQL pool size.")
+    host: str = Field("127.0.0.1", description="Address `taskhub serve` binds.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `taskhub serve` binds.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        for plain, with_driver in _ASYNC_DRIVERS.items():
+            if url.startswith(plain):
+                return with_driver + url.removeprefix(plain)
+        return url
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def backend(self) -> Literal["memory", "sql"]:
+        return "memory" if self.database_url.startswith(MEMORY_URL) else "sql"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def engine_options(self) -> dict[str, object]:
+        options: dict[str, object] = {"echo": self.database_echo}
+        if self.database_url.startswith("postgresql"):
+            options["pool_size"] = self.database_pool_size
+        return options
