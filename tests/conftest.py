@@ -1,0 +1,74 @@
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from httpx import ASGITransport, AsyncClient
+
+from entrypoints.container import Container, build_container
+from entrypoints.http.app import create_app
+from entrypoints.settings import MEMORY_URL, Settings
+from tests.databases import fresh_postgres_database, migrate, postgres_server, run_sql
+from tests.fakes import TickingClock
+
+BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy of it."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "taskhub.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A migrated database of this run's own on the PostgreSQL server."""
+    with postgres_server() as server, fresh_postgres_database(server) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """The run's PostgreSQL database, emptied before each test."""
+    run_sql(postgres_database, "TRUNCATE tasks, projects RESTART IDENTITY CASCADE")
+    return postgres_database
+
+
+def url_for(backend: str, request: pytest.FixtureRequest) -> str:
+    if backend == "memory":
+        return MEMORY_URL
+    return str(request.getfixturevalue(f"{backend}_url"))
+
+
+@pytest.fixture
+def clock() -> TickingClock:
+    return TickingClock()
+
+
+@pytest.fixture
+async def container(database_url: str, clock: TickingClock) -> AsyncIterator[Container]:
+    """The real container for `database_url`, with the clock swapped for a fake."""
+    container = build_container(Settings(database_url=database_url))
+    container.clock.override(clock)
+    yield container
+    if container.engine.initialized:
+        await container.engine().dispose()
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[AsyncClient]:
+    app = create_app(container)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app), base_url="http://taskhub") as client,
+    ):
+        yield client

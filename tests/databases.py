@@ -1,0 +1,97 @@
+"""Throwaway databases for the tests: a migrated SQLite file, a PostgreSQL database.
+
+PostgreSQL comes from TEST_DATABASE_URL (a server the tests may create databases
+on), else from Docker through testcontainers when a daemon answers, else the
+PostgreSQL tests skip with the reason, unless TASKHUB_REQUIRE_POSTGRES=1 makes a
+missing server an error.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import pytest
+from alembic import command
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from entrypoints.cli import alembic_config
+from entrypoints.settings import Settings
+
+T = TypeVar("T")
+
+
+def in_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run blocking code that starts its own event loop away from pytest's loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, *args).result()
+
+
+def migrate(url: str, revision: str = "head", *, down: bool = False) -> None:
+    """Run Alembic as `taskhub db` does (its env.py runs its own event loop)."""
+    config = alembic_config(Settings(database_url=url))
+    in_thread(command.downgrade if down else command.upgrade, config, revision)
+
+
+def run_sql(url: str, statement: str) -> None:
+    """Run one statement outside any transaction (CREATE DATABASE, TRUNCATE...)."""
+    in_thread(asyncio.run, _autocommit(url, statement))
+
+
+def postgres_required() -> bool:
+    return os.environ.get("TASKHUB_REQUIRE_POSTGRES") == "1"
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """An admin URL of a PostgreSQL server, or a skip saying why there is none."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield Settings(database_url=url).database_url
+        return
+    try:
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:15-alpine", driver="asyncpg")
+        container.start()
+    except Exception as error:  # no Docker daemon, no image, ...
+        reason = f"no PostgreSQL: TEST_DATABASE_URL is unset and Docker failed ({error})"
+        if postgres_required():
+            pytest.fail(f"TASKHUB_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield container.get_connection_url()
+    finally:
+        container.stop()
+
+
+async def _autocommit(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql(statement)
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def fresh_postgres_database(server_url: str) -> Iterator[str]:
+    """A new, migrated database on the server, dropped again afterwards."""
+    name = f"taskhub_test_{uuid.uuid4().hex[:12]}"
+    admin = make_url(server_url)
+    try:
+        run_sql(server_url, f'CREATE DATABASE "{name}"')
+    except OSError as error:
+        if postgres_required():
+            pytest.fail(f"PostgreSQL at {admin.host}:{admin.port}: {error}")
+        pytest.skip(f"PostgreSQL at {admin.host}:{admin.port} unreachable: {error}")
+    url = admin.set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        run_sql(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
