@@ -8,7 +8,9 @@ from domain.values import Priority
 
 T = TypeVar("T")
 
-TaskSortField = Literal["id", "created_at", "updated_at", "due_date", "priority", "title"]
+TaskSortField = Literal[
+    "id", "created_at", "updated_at", "due_date", "priority", "title"
+]
 ProjectSortField = Literal["id", "name", "created_at", "updated_at"]
 
 TASK_SORT_FIELDS: Final[tuple[TaskSortField, ...]] = (

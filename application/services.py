@@ -6,8 +6,13 @@ from datetime import date
 
 from application.ports import Clock, UnitOfWork
 from application.queries import Page, ProjectQuery, TaskQuery
-from domain.errors import InvalidValue, ProjectArchived, ProjectHasTasks
-from domain.errors import ProjectNotFound, TaskNotFound
+from domain.errors import (
+    InvalidValue,
+    ProjectArchived,
+    ProjectHasTasks,
+    ProjectNotFound,
+    TaskNotFound,
+)
 from domain.projects import Project, ProjectChanges
 from domain.tasks import Task, TaskChanges
 from domain.values import Priority

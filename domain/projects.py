@@ -18,7 +18,7 @@ class ProjectChanges:
     """A partial update: fields left UNSET stay as they are."""
 
     name: str | Unset = UNSET
-    description: str | None | Unset = UNSET
+    description: str | Unset | None = UNSET
     archived: bool | Unset = UNSET
 
 
@@ -55,7 +55,11 @@ class Project:
             else clean_description(changes.description)
         )
         archived = self.archived if changes.archived is UNSET else changes.archived
-        if (name, description, archived) == (self.name, self.description, self.archived):
+        if (name, description, archived) == (
+            self.name,
+            self.description,
+            self.archived,
+        ):
             return False
         self.name, self.description, self.archived = name, description, archived
         self._touch(now)

@@ -24,11 +24,11 @@ class TaskChanges:
     """A partial update: fields left UNSET stay as they are, None clears."""
 
     title: str | Unset = UNSET
-    description: str | None | Unset = UNSET
+    description: str | Unset | None = UNSET
     done: bool | Unset = UNSET
     priority: Priority | Unset = UNSET
-    due_date: date | None | Unset = UNSET
-    project_id: int | None | Unset = UNSET
+    due_date: date | Unset | None = UNSET
+    project_id: int | Unset | None = UNSET
 
 
 @dataclass(slots=True)

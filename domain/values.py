@@ -72,4 +72,3 @@ def clean_description(value: str | None) -> str | None:
 def search_key(text: str) -> str:
     """The form names and titles are compared, searched and sorted in."""
     return text.casefold()
-

@@ -79,8 +79,8 @@ async def _autocommit(url: str, statement: str) -> None:
 
 
 @contextmanager
-def fresh_postgres_database(server_url: str) -> Iterator[str]:
-    """A new, migrated database on the server, dropped again afterwards."""
+def fresh_postgres_database(server_url: str, *, migrated: bool = True) -> Iterator[str]:
+    """A new database on the server (migrated to head), dropped again afterwards."""
     name = f"taskhub_test_{uuid.uuid4().hex[:12]}"
     admin = make_url(server_url)
     try:
@@ -91,7 +91,8 @@ def fresh_postgres_database(server_url: str) -> Iterator[str]:
         pytest.skip(f"PostgreSQL at {admin.host}:{admin.port} unreachable: {error}")
     url = admin.set(database=name).render_as_string(hide_password=False)
     try:
-        migrate(url)
+        if migrated:
+            migrate(url)
         yield url
     finally:
         run_sql(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

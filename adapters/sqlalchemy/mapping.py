@@ -75,7 +75,9 @@ def _unique_constraints_by_columns() -> dict[str, str]:
     for table in metadata.tables.values():
         for constraint in table.constraints:
             if isinstance(constraint, sa.UniqueConstraint) and constraint.name:
-                columns = ", ".join(f"{table.name}.{c.name}" for c in constraint.columns)
+                columns = ", ".join(
+                    f"{table.name}.{c.name}" for c in constraint.columns
+                )
                 names[columns] = str(constraint.name)
     return names
 
@@ -91,13 +93,16 @@ def raise_for_constraint(
     `errors` maps constraint names to domain errors. SQLite does not say which
     foreign key failed, so there the one foreign key among `errors` is meant.
     """
-    name = getattr(error.orig.__cause__, "constraint_name", None)  # asyncpg
+    cause = getattr(error.orig, "__cause__", None)
+    name: str | None = getattr(cause, "constraint_name", None)  # asyncpg
     message = str(error.orig)
     if name is None and message.startswith("UNIQUE constraint failed: "):
-        name = _UNIQUE_BY_COLUMNS.get(message.removeprefix("UNIQUE constraint failed: "))
+        name = _UNIQUE_BY_COLUMNS.get(
+            message.removeprefix("UNIQUE constraint failed: ")
+        )
     if name is None and message.startswith("FOREIGN KEY constraint failed"):
         foreign_keys = [key for key in errors if key.startswith("fk_")]
         name = foreign_keys[0] if len(foreign_keys) == 1 else None
-    if name in errors:
+    if name is not None and name in errors:
         raise errors[name]() from error
     raise error

@@ -15,8 +15,12 @@ from adapters.sqlalchemy.mapping import (
 )
 from adapters.sqlalchemy.tables import projects, tasks
 from application.queries import Page, ProjectQuery, TaskQuery, Window
-from domain.errors import ConcurrentUpdate, InvalidValue, ProjectHasTasks
-from domain.errors import ProjectNameTaken
+from domain.errors import (
+    ConcurrentUpdate,
+    InvalidValue,
+    ProjectHasTasks,
+    ProjectNameTaken,
+)
 from domain.projects import Project
 from domain.tasks import Task
 from domain.values import search_key
@@ -115,7 +119,7 @@ class SqlAlchemyTaskRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def list(self, query: TaskQuery) -> Page[Task]:
-        where = []
+        where: list[sa.ColumnElement[bool]] = []
         if query.done is not None:
             where.append(tasks.c.done.is_(query.done))
         if query.project_id is not None:
@@ -128,7 +132,9 @@ class SqlAlchemyTaskRepository:
             where.append(tasks.c.due_date < query.due_before)
         if query.due_after is not None:
             where.append(tasks.c.due_date > query.due_after)
-        order_by = _order_by(_TASK_SORT_COLUMNS[query.sort], tasks.c.id, query.descending)
+        order_by = _order_by(
+            _TASK_SORT_COLUMNS[query.sort], tasks.c.id, query.descending
+        )
         rows, total = await _page(self._session, tasks, where, order_by, query.window)
         return Page(items=[task_to_entity(row) for row in rows], total=total)
 
@@ -142,7 +148,11 @@ class SqlAlchemyTaskRepository:
         message = f"Project {task.project_id} does not exist."
         raise_for_constraint(
             error,
-            {"fk_tasks_project_id_projects": lambda: InvalidValue("project_id", message)},
+            {
+                "fk_tasks_project_id_projects": lambda: InvalidValue(
+                    "project_id", message
+                )
+            },
         )
 
 
@@ -194,7 +204,7 @@ class SqlAlchemyProjectRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def list(self, query: ProjectQuery) -> Page[Project]:
-        where = []
+        where: list[sa.ColumnElement[bool]] = []
         if query.q is not None:
             where.append(_contains(projects.c.name_key, query.q))
         if query.archived is not None:
@@ -202,7 +212,9 @@ class SqlAlchemyProjectRepository:
         order_by = _order_by(
             _PROJECT_SORT_COLUMNS[query.sort], projects.c.id, query.descending
         )
-        rows, total = await _page(self._session, projects, where, order_by, query.window)
+        rows, total = await _page(
+            self._session, projects, where, order_by, query.window
+        )
         return Page(items=[project_to_entity(row) for row in rows], total=total)
 
     @staticmethod

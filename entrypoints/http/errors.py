@@ -1,6 +1,7 @@
 """Every error leaves as RFC 9457 problem details, mapped here once."""
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -38,16 +39,17 @@ def problem(
     *,
     kind: str | None = None,
     title: str | None = None,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
+    headers: Mapping[str, str] | None = None,
+    errors: list[dict[str, str | None]] | None = None,
 ) -> ProblemResponse:
-    body = {
+    body: dict[str, Any] = {
         "type": _TYPE + kind if kind else "about:blank",
         "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        **extra,
     }
+    if errors is not None:
+        body["errors"] = errors
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
@@ -61,7 +63,7 @@ def _location_and_field(loc: tuple[int | str, ...]) -> tuple[str | None, str]:
 
 async def _request_validation(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = []
+    errors: list[dict[str, str | None]] = []
     for error in exc.errors():
         if error["type"] == "json_invalid":
             return problem(
@@ -79,7 +81,7 @@ async def _request_validation(request: Request, exc: Exception) -> ProblemRespon
                 "type": error["type"],
             }
         )
-    fields = ", ".join(sorted({e["field"] for e in errors}))
+    fields = ", ".join(sorted({str(e["field"]) for e in errors}))
     return problem(
         422,
         f"The request has invalid values: {fields}.",
@@ -91,14 +93,13 @@ async def _request_validation(request: Request, exc: Exception) -> ProblemRespon
 
 async def _domain_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, DomainError)
-    for error_type, status, kind, title in _DOMAIN_STATUS:
-        if isinstance(exc, error_type):
-            break
-    else:  # a new branch of the tree that nobody mapped yet
+    mapped = next((m for m in _DOMAIN_STATUS if isinstance(exc, m[0])), None)
+    if mapped is None:  # a new branch of the tree that nobody mapped yet
         return await _unexpected(request, exc)
-    extra = {}
+    _, status, kind, title = mapped
+    errors: list[dict[str, str | None]] | None = None
     if isinstance(exc, InvalidValue):
-        extra["errors"] = [
+        errors = [
             {
                 "field": exc.field,
                 "location": "body",
@@ -106,7 +107,7 @@ async def _domain_error(request: Request, exc: Exception) -> ProblemResponse:
                 "type": "invalid_value",
             }
         ]
-    return problem(status, exc.message, kind=kind, title=title, **extra)
+    return problem(status, exc.message, kind=kind, title=title, errors=errors)
 
 
 async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
@@ -126,8 +127,11 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
 def _allowed_methods(request: Request) -> list[str]:
     methods: set[str] = set()
     for route in request.app.routes:
-        if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE:
-            methods |= route.methods
+        if (
+            isinstance(route, APIRoute)
+            and route.matches(request.scope)[0] != Match.NONE
+        ):
+            methods |= route.methods or set()
     return sorted(methods)
 
 

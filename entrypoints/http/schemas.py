@@ -39,21 +39,19 @@ def _iso_date(value: Any) -> Any:
     return value
 
 
-def _text(min_length: int, max_length: int) -> Any:
-    return Annotated[
-        str,
-        Strict(),
-        StringConstraints(
-            strip_whitespace=True, min_length=min_length, max_length=max_length
-        ),
-        AfterValidator(_storable),
-    ]
-
-
-Title = _text(1, TITLE_MAX)
-Name = _text(NAME_MIN, NAME_MAX)
-Description = _text(0, DESCRIPTION_MAX)
-Search = _text(0, 200)
+# Text is trimmed before its length is checked, and must be storable everywhere.
+Text = Annotated[str, Strict(), AfterValidator(_storable)]
+Title = Annotated[
+    Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)
+]
+Name = Annotated[
+    Text,
+    StringConstraints(strip_whitespace=True, min_length=NAME_MIN, max_length=NAME_MAX),
+]
+Description = Annotated[
+    Text, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX)
+]
+Search = Annotated[Text, StringConstraints(strip_whitespace=True, max_length=200)]
 Id = Annotated[int, Strict(), Field(ge=1, le=INT64_MAX)]
 QueryId = Annotated[int, Field(ge=1, le=INT64_MAX)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
@@ -71,13 +69,18 @@ class TaskCreate(_Body):
     project_id: Id | None = None
 
 
+# In the update bodies below, a field left out means "unchanged" and only some
+# fields may be null. The others get a None default that is never validated
+# (and is dropped by exclude_unset), while an explicit null fails their type.
+
+
 class TaskUpdate(_Body):
     """Only the fields sent change; null clears description, due_date, project_id."""
 
-    title: Title = Field(None)
+    title: Title = None  # type: ignore[assignment]
     description: Description | None = None
-    done: Annotated[bool, Strict()] = Field(None)
-    priority: Priority = Field(None)
+    done: Annotated[bool, Strict()] = None  # type: ignore[assignment]
+    priority: Priority = None  # type: ignore[assignment]
     due_date: IsoDate | None = None
     project_id: Id | None = None
 
@@ -111,9 +114,9 @@ class ProjectCreate(_Body):
 class ProjectUpdate(_Body):
     """Only the fields sent change; null clears description."""
 
-    name: Name = Field(None)
+    name: Name = None  # type: ignore[assignment]
     description: Description | None = None
-    archived: Annotated[bool, Strict()] = Field(None)
+    archived: Annotated[bool, Strict()] = None  # type: ignore[assignment]
 
     def to_changes(self) -> ProjectChanges:
         return ProjectChanges(**self.model_dump(exclude_unset=True))
@@ -153,7 +156,8 @@ TaskSort = Literal[
     "due_date", "-due_date", "priority", "-priority", "title", "-title",
 ]  # fmt: skip
 ProjectSort = Literal[
-    "id", "-id", "name", "-name", "created_at", "-created_at", "updated_at", "-updated_at"
+    "id", "-id", "name", "-name",
+    "created_at", "-created_at", "updated_at", "-updated_at",
 ]  # fmt: skip
 
 
@@ -185,7 +189,6 @@ class ProjectTaskFilters(_Listing):
     sort: TaskSort = Field(
         "-created_at", description="Field to sort by, `-` for descending; ties on id."
     )
-
 
     def query(self, project_id: int | None = None) -> queries.TaskQuery:
         return queries.TaskQuery(

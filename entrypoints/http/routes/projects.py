@@ -54,7 +54,9 @@ async def list_projects(
     "/{project_id}", response_model=ProjectRead, responses=problem_responses(404, 422)
 )
 @inject
-async def get_project(project_id: ProjectId, projects: ProjectServiceDep) -> ProjectRead:
+async def get_project(
+    project_id: ProjectId, projects: ProjectServiceDep
+) -> ProjectRead:
     """Get one project."""
     return ProjectRead.of(await projects.get(project_id))
 

@@ -46,7 +46,9 @@ async def list_tasks(
     return filters.page(await tasks.list(filters.query()), TaskRead.of)
 
 
-@router.get("/{task_id}", response_model=TaskRead, responses=problem_responses(404, 422))
+@router.get(
+    "/{task_id}", response_model=TaskRead, responses=problem_responses(404, 422)
+)
 @inject
 async def get_task(task_id: TaskId, tasks: TaskServiceDep) -> TaskRead:
     """Get one task."""

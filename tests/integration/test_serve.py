@@ -1,0 +1,96 @@
+"""`taskhub db upgrade` and `taskhub serve`, as a user runs them, over real HTTP."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.databases import fresh_postgres_database, postgres_server
+
+TASKHUB = str(Path(sys.executable).with_name("taskhub"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def server_database_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/taskhub.db"  # a plain URL, as a user writes it
+        return
+    with postgres_server() as server, fresh_postgres_database(
+        server, migrated=False
+    ) as url:
+        yield url
+
+
+@pytest.fixture
+def server(server_database_url: str) -> Iterator[str]:
+    env = {**os.environ, "TASKHUB_DATABASE_URL": server_database_url}
+    subprocess.run([TASKHUB, "db", "upgrade"], env=env, check=True, timeout=60)
+    port = _free_port()
+    process = subprocess.Popen(
+        [TASKHUB, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base_url}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(process.stderr.read().decode()) from None
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+def test_the_served_api_creates_lists_and_deletes(server: str) -> None:
+    with httpx.Client(base_url=server) as http:
+        project = http.post("/projects", json={"name": "Served"})
+        assert project.status_code == 201
+        task = http.post(
+            "/tasks", json={"title": "Over the wire", "project_id": project.json()["id"]}
+        )
+        assert task.status_code == 201
+        listing = http.get("/tasks", params={"sort": "title"}).json()
+        assert [t["title"] for t in listing["items"]] == ["Over the wire"]
+        bad = http.get("/tasks", params={"limit": 101})
+        assert bad.status_code == 422
+        assert bad.headers["content-type"] == "application/problem+json"
+        assert http.delete(task.headers["location"]).status_code == 204
+        assert http.get(task.headers["location"]).status_code == 404
+
+
+def test_the_database_is_at_head_after_upgrade(server_database_url: str) -> None:
+    env = {**os.environ, "TASKHUB_DATABASE_URL": server_database_url}
+    subprocess.run([TASKHUB, "db", "upgrade"], env=env, check=True, timeout=60)
+    current = subprocess.run(
+        [TASKHUB, "db", "current"], env=env, check=True, capture_output=True, text=True
+    )
+    assert "(head)" in current.stdout
+    subprocess.run([TASKHUB, "db", "downgrade", "base"], env=env, check=True)
+    current = subprocess.run(
+        [TASKHUB, "db", "current"], env=env, check=True, capture_output=True, text=True
+    )
+    assert "(head)" not in current.stdout
