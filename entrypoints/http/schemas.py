@@ -1,5 +1,6 @@
 """Request and response bodies. Strict JSON types; unknown fields are rejected."""
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar, cast
@@ -33,10 +34,12 @@ def _storable(value: str) -> str:
 
 
 def _iso_date(value: Any) -> Any:
-    # Lax mode would take a number as a Unix timestamp; only "YYYY-MM-DD" is a date.
-    if not isinstance(value, str | date):
-        raise ValueError("Input should be a date string in YYYY-MM-DD format")
-    return value
+    # Lax mode would take 0 or "0" as a Unix timestamp; only "YYYY-MM-DD" is a date.
+    if isinstance(value, date) or (
+        isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)
+    ):
+        return value
+    raise ValueError("Input should be a date in YYYY-MM-DD format")
 
 
 # Text is trimmed before its length is checked, and must be storable everywhere.
