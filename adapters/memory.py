@@ -13,7 +13,12 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from application.queries import Page, ProjectQuery, TaskQuery, Window
-from domain.errors import ConcurrentUpdate, ProjectHasTasks, ProjectNameTaken
+from domain.errors import (
+    ConcurrentUpdate,
+    InvalidValue,
+    ProjectHasTasks,
+    ProjectNameTaken,
+)
 from domain.projects import Project
 from domain.tasks import Task
 from domain.values import search_key
@@ -85,6 +90,7 @@ class InMemoryTaskRepository:
         self._store = store
 
     async def add(self, task: Task) -> None:
+        self._ensure_project_exists(task)
         task.id = next(self._store.task_ids)
         self._store.tasks[task.id] = task.copy()
 
@@ -97,6 +103,7 @@ class InMemoryTaskRepository:
         stored = self._store.tasks.get(task.id)
         if stored is None or stored.version != expected_version:
             raise ConcurrentUpdate("Task", task.id)
+        self._ensure_project_exists(task)
         self._store.tasks[task.id] = task.copy()
 
     async def remove(self, task_id: int) -> bool:
@@ -109,6 +116,12 @@ class InMemoryTaskRepository:
 
     async def count_in_project(self, project_id: int) -> int:
         return sum(t.project_id == project_id for t in self._store.tasks.values())
+
+    def _ensure_project_exists(self, task: Task) -> None:
+        # The same rule a foreign key enforces in the SQL adapter.
+        if task.project_id is not None and task.project_id not in self._store.projects:
+            message = f"Project {task.project_id} does not exist."
+            raise InvalidValue("project_id", message)
 
 
 class InMemoryProjectRepository:

@@ -21,7 +21,7 @@ class Clock(Protocol):
 
 class TaskRepository(Protocol):
     async def add(self, task: Task) -> None:
-        """Store a new task and set its `id`."""
+        """Store a new task and set its `id`; InvalidValue if its project is gone."""
         ...
 
     async def get(self, task_id: int) -> Task | None:
@@ -29,7 +29,10 @@ class TaskRepository(Protocol):
         ...
 
     async def update(self, task: Task, expected_version: int) -> None:
-        """Store `task`; raise ConcurrentUpdate unless stored version is expected."""
+        """Store `task`; ConcurrentUpdate unless the stored version is expected.
+
+        InvalidValue if the task's project does not exist.
+        """
         ...
 
     async def remove(self, task_id: int) -> bool:

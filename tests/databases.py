@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import pytest
 from alembic import command
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from entrypoints.cli import alembic_config
@@ -78,13 +79,26 @@ async def _autocommit(url: str, statement: str) -> None:
         await engine.dispose()
 
 
+def _create_database(server_url: str, name: str) -> None:
+    # A language-aware collation, where the server has ICU: the adapters must not
+    # depend on the database's default collation for sorting or comparing text.
+    try:
+        run_sql(
+            server_url,
+            f'CREATE DATABASE "{name}" TEMPLATE template0 '
+            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+        )
+    except DBAPIError:
+        run_sql(server_url, f'CREATE DATABASE "{name}"')
+
+
 @contextmanager
 def fresh_postgres_database(server_url: str, *, migrated: bool = True) -> Iterator[str]:
     """A new database on the server (migrated to head), dropped again afterwards."""
     name = f"taskhub_test_{uuid.uuid4().hex[:12]}"
     admin = make_url(server_url)
     try:
-        run_sql(server_url, f'CREATE DATABASE "{name}"')
+        _create_database(server_url, name)
     except OSError as error:
         if postgres_required():
             pytest.fail(f"PostgreSQL at {admin.host}:{admin.port}: {error}")

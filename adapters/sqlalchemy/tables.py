@@ -23,6 +23,9 @@ metadata = sa.MetaData(naming_convention=NAMING)
 
 # 64-bit identities on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# Keys sort by code point everywhere: SQLite's BINARY, PostgreSQL's "C" collation
+# (a database's default collation may be language-aware), Python's str order.
+Key = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -52,7 +55,7 @@ projects = sa.Table(
     metadata,
     sa.Column("id", Id, sa.Identity(), primary_key=True),
     sa.Column("name", sa.String(120), nullable=False),
-    sa.Column("name_key", sa.Text(), nullable=False),
+    sa.Column("name_key", Key, nullable=False),
     sa.Column("description", sa.Text()),
     sa.Column("archived", sa.Boolean(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -70,7 +73,7 @@ tasks = sa.Table(
     metadata,
     sa.Column("id", Id, sa.Identity(), primary_key=True),
     sa.Column("title", sa.String(200), nullable=False),
-    sa.Column("title_key", sa.Text(), nullable=False),
+    sa.Column("title_key", Key, nullable=False),
     sa.Column("description", sa.Text()),
     sa.Column("done", sa.Boolean(), nullable=False),
     sa.Column("completed_at", UTCDateTime()),

@@ -18,6 +18,8 @@ depends_on: str | Sequence[str] | None = None
 # 64-bit identities on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Timestamp = sa.DateTime(timezone=True)
+# Casefolded keys sort by code point on every database (see adapters' tables.py).
+Key = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 
 
 def upgrade() -> None:
@@ -25,7 +27,7 @@ def upgrade() -> None:
         "projects",
         sa.Column("id", Id, sa.Identity(), nullable=False),
         sa.Column("name", sa.String(120), nullable=False),
-        sa.Column("name_key", sa.Text(), nullable=False),
+        sa.Column("name_key", Key, nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("archived", sa.Boolean(), nullable=False),
         sa.Column("created_at", Timestamp, nullable=False),
@@ -43,7 +45,7 @@ def upgrade() -> None:
         "tasks",
         sa.Column("id", Id, sa.Identity(), nullable=False),
         sa.Column("title", sa.String(200), nullable=False),
-        sa.Column("title_key", sa.Text(), nullable=False),
+        sa.Column("title_key", Key, nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("done", sa.Boolean(), nullable=False),
         sa.Column("completed_at", Timestamp, nullable=True),

@@ -1,5 +1,7 @@
 import pytest
 
+from application.services import UnitOfWorkFactory
+from entrypoints.container import Container
 from tests.conftest import BACKENDS, url_for
 
 
@@ -7,3 +9,9 @@ from tests.conftest import BACKENDS, url_for
 def database_url(request: pytest.FixtureRequest) -> str:
     """Every repository behaviour runs on memory, SQLite and PostgreSQL alike."""
     return url_for(request.param, request)
+
+
+@pytest.fixture
+def new_uow(container: Container) -> UnitOfWorkFactory:
+    """A fresh unit of work per call, from the real container for this backend."""
+    return container.unit_of_work
