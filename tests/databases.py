@@ -60,7 +60,9 @@ def postgres_server() -> Iterator[str]:
         container = PostgresContainer("postgres:15-alpine", driver="asyncpg")
         container.start()
     except Exception as error:  # no Docker daemon, no image, ...
-        reason = f"no PostgreSQL: TEST_DATABASE_URL is unset and Docker failed ({error})"
+        reason = (
+            f"no PostgreSQL: TEST_DATABASE_URL is unset and Docker failed ({error})"
+        )
         if postgres_required():
             pytest.fail(f"TASKHUB_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
         pytest.skip(reason)

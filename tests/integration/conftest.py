@@ -13,7 +13,8 @@ def empty_database_url(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('empty')}/empty.db"
         return
-    with postgres_server() as server, fresh_postgres_database(
-        server, migrated=False
-    ) as url:
+    with (
+        postgres_server() as server,
+        fresh_postgres_database(server, migrated=False) as url,
+    ):
         yield url

@@ -29,9 +29,10 @@ def server_database_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/taskhub.db"  # a plain URL, as a user writes it
         return
-    with postgres_server() as server, fresh_postgres_database(
-        server, migrated=False
-    ) as url:
+    with (
+        postgres_server() as server,
+        fresh_postgres_database(server, migrated=False) as url,
+    ):
         yield url
 
 
@@ -70,7 +71,8 @@ def test_the_served_api_creates_lists_and_deletes(server: str) -> None:
         project = http.post("/projects", json={"name": "Served"})
         assert project.status_code == 201
         task = http.post(
-            "/tasks", json={"title": "Over the wire", "project_id": project.json()["id"]}
+            "/tasks",
+            json={"title": "Over the wire", "project_id": project.json()["id"]},
         )
         assert task.status_code == 201
         listing = http.get("/tasks", params={"sort": "title"}).json()

@@ -14,7 +14,11 @@ from tests.fakes import FrozenClock
 def test_a_new_task_is_open_normal_and_at_version_one() -> None:
     clock = FrozenClock()
     task = Task.create("Write the README", clock.now())
-    assert (task.done, task.completed_at, task.priority) == (False, None, Priority.NORMAL)
+    assert (task.done, task.completed_at, task.priority) == (
+        False,
+        None,
+        Priority.NORMAL,
+    )
     assert task.version == 1
     assert task.created_at == task.updated_at == clock.now()
 
@@ -58,7 +62,9 @@ def test_a_change_that_changes_nothing_keeps_version_and_updated_at() -> None:
     clock = FrozenClock()
     task = Task.create("Same", clock.now(), priority=Priority.HIGH)
     clock.advance(minutes=5)
-    assert not task.apply(TaskChanges(title=" Same ", priority=Priority.HIGH), clock.now())
+    assert not task.apply(
+        TaskChanges(title=" Same ", priority=Priority.HIGH), clock.now()
+    )
     assert (task.version, task.updated_at) == (1, task.created_at)
 
 

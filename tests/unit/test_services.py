@@ -59,7 +59,7 @@ async def test_a_task_already_in_a_project_that_gets_archived_can_still_be_edite
     task = await tasks.create(CreateTask("Last one", project_id=project.id))
     await projects.update(project.id or 0, ProjectChanges(archived=True))
     updated = await tasks.update(task.id or 0, TaskChanges(done=True))
-    assert updated.done and updated.project_id == project.id
+    assert (updated.done, updated.project_id) == (True, project.id)
 
 
 async def test_a_task_must_name_an_existing_project(tasks: TaskService) -> None:
@@ -171,5 +171,7 @@ async def test_a_failed_use_case_leaves_the_store_as_it_was(
     await projects.update(other.id or 0, ProjectChanges(archived=True))
     before = dict(store.tasks), dict(store.projects)
     with pytest.raises(ProjectArchived):
-        await tasks.update(task.id or 0, TaskChanges(title="Moved", project_id=other.id))
+        await tasks.update(
+            task.id or 0, TaskChanges(title="Moved", project_id=other.id)
+        )
     assert (store.tasks, store.projects) == before
