@@ -54,7 +54,9 @@ class ProjectNotFound(NotFound):
 
 class ProjectNameTaken(Conflict):
     def __init__(self, name: str) -> None:
-        super().__init__(f"A project named {name!r} already exists.")
+        super().__init__(
+            f"A project named {name!r} already exists (names ignore case)."
+        )
         self.name = name
 
 
