@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
@@ -21,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 _TYPE = "urn:taskhub:problem:"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 _DOMAIN_STATUS: list[tuple[type[DomainError], int, str, str]] = [
     (NotFound, 404, "not-found", "Not found"),
@@ -125,14 +125,15 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    methods: set[str] = set()
-    for route in request.app.routes:
-        if (
-            isinstance(route, APIRoute)
-            and route.matches(request.scope)[0] != Match.NONE
-        ):
-            methods |= route.methods or set()
-    return sorted(methods)
+    # Ask the routing itself, method by method, rather than reading its internals.
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.routes
+        )
+    ]
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> ProblemResponse:

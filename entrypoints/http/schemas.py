@@ -42,19 +42,32 @@ def _iso_date(value: Any) -> Any:
     raise ValueError("Input should be a date in YYYY-MM-DD format")
 
 
-# Text is trimmed before its length is checked, and must be storable everywhere.
-Text = Annotated[str, Strict(), AfterValidator(_storable)]
+# Text is trimmed before its length is checked (so the constraints come before
+# the validator), and must be storable on every database.
 Title = Annotated[
-    Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)
+    str,
+    Strict(),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX),
+    AfterValidator(_storable),
 ]
 Name = Annotated[
-    Text,
+    str,
+    Strict(),
     StringConstraints(strip_whitespace=True, min_length=NAME_MIN, max_length=NAME_MAX),
+    AfterValidator(_storable),
 ]
 Description = Annotated[
-    Text, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX)
+    str,
+    Strict(),
+    StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX),
+    AfterValidator(_storable),
 ]
-Search = Annotated[Text, StringConstraints(strip_whitespace=True, max_length=200)]
+Search = Annotated[
+    str,
+    Strict(),
+    StringConstraints(strip_whitespace=True, max_length=200),
+    AfterValidator(_storable),
+]
 Id = Annotated[int, Strict(), Field(ge=1, le=INT64_MAX)]
 QueryId = Annotated[int, Field(ge=1, le=INT64_MAX)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
