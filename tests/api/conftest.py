@@ -1,9 +1,9 @@
 import pytest
 
-from tests.conftest import url_for
+from tests.conftest import BACKENDS, url_for
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest) -> str:
-    """The HTTP contract runs on the in-memory adapter and on SQLite."""
+    """The HTTP contract runs on the in-memory adapter, SQLite and PostgreSQL."""
     return url_for(request.param, request)
