@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from application.queries import Page, ProjectQuery, TaskQuery, Window
 from domain.errors import (
@@ -85,89 +85,102 @@ def _task_matches(task: Task, query: TaskQuery) -> bool:
     )
 
 
-class InMemoryTaskRepository:
+class _InMemoryRepository(Generic[E]):
+    """What both repositories do alike: private copies in, private copies out."""
+
+    _kind: ClassVar[str]
+
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
 
-    async def add(self, task: Task) -> None:
-        self._ensure_project_exists(task)
-        task.id = next(self._store.task_ids)
-        self._store.tasks[task.id] = task.copy()
+    async def add(self, entity: E) -> None:
+        self._check(entity)
+        entity.id = self._next_id()
+        self._rows[entity.id] = entity.copy()
 
-    async def get(self, task_id: int) -> Task | None:
-        task = self._store.tasks.get(task_id)
-        return task.copy() if task else None
+    async def get(self, entity_id: int) -> E | None:
+        entity = self._rows.get(entity_id)
+        return entity.copy() if entity else None
 
-    async def update(self, task: Task, expected_version: int) -> None:
-        assert task.id is not None
-        stored = self._store.tasks.get(task.id)
+    async def update(self, entity: E, expected_version: int) -> None:
+        assert entity.id is not None
+        stored = self._rows.get(entity.id)
         if stored is None or stored.version != expected_version:
-            raise ConcurrentUpdate("Task", task.id)
-        self._ensure_project_exists(task)
-        self._store.tasks[task.id] = task.copy()
+            raise ConcurrentUpdate(self._kind, entity.id)
+        self._check(entity)
+        self._rows[entity.id] = entity.copy()
 
-    async def remove(self, task_id: int) -> bool:
-        return self._store.tasks.pop(task_id, None) is not None
+    async def remove(self, entity_id: int) -> bool:
+        return self._rows.pop(entity_id, None) is not None
+
+    @property
+    def _rows(self) -> dict[int, E]:
+        raise NotImplementedError
+
+    def _next_id(self) -> int:
+        raise NotImplementedError
+
+    def _check(self, entity: E) -> None:
+        """Enforce what the SQL schema's constraints enforce there."""
+
+
+class InMemoryTaskRepository(_InMemoryRepository[Task]):
+    _kind = "Task"
 
     async def list(self, query: TaskQuery) -> Page[Task]:
-        rows = (t for t in self._store.tasks.values() if _task_matches(t, query))
+        rows = (t for t in self._rows.values() if _task_matches(t, query))
         key = _TASK_SORT_KEYS[query.sort]
         return _page(rows, key, query.descending, query.window)
 
     async def count_in_project(self, project_id: int) -> int:
-        return sum(t.project_id == project_id for t in self._store.tasks.values())
+        return sum(t.project_id == project_id for t in self._rows.values())
 
-    def _ensure_project_exists(self, task: Task) -> None:
-        # The same rule a foreign key enforces in the SQL adapter.
-        if task.project_id is not None and task.project_id not in self._store.projects:
-            message = f"Project {task.project_id} does not exist."
+    @property
+    def _rows(self) -> dict[int, Task]:
+        return self._store.tasks
+
+    def _next_id(self) -> int:
+        return next(self._store.task_ids)
+
+    def _check(self, entity: Task) -> None:
+        project_id = entity.project_id
+        if project_id is not None and project_id not in self._store.projects:
+            message = f"Project {project_id} does not exist."
             raise InvalidValue("project_id", message)
 
 
-class InMemoryProjectRepository:
-    def __init__(self, store: InMemoryStore) -> None:
-        self._store = store
+class InMemoryProjectRepository(_InMemoryRepository[Project]):
+    _kind = "Project"
 
-    async def add(self, project: Project) -> None:
-        self._ensure_name_free(project)
-        project.id = next(self._store.project_ids)
-        self._store.projects[project.id] = project.copy()
-
-    async def get(self, project_id: int) -> Project | None:
-        project = self._store.projects.get(project_id)
-        return project.copy() if project else None
-
-    async def update(self, project: Project, expected_version: int) -> None:
-        assert project.id is not None
-        stored = self._store.projects.get(project.id)
-        if stored is None or stored.version != expected_version:
-            raise ConcurrentUpdate("Project", project.id)
-        self._ensure_name_free(project)
-        self._store.projects[project.id] = project.copy()
-
-    async def remove(self, project_id: int) -> bool:
-        # The same rule a foreign key enforces in the SQL adapter.
-        if any(t.project_id == project_id for t in self._store.tasks.values()):
-            raise ProjectHasTasks(project_id)
-        return self._store.projects.pop(project_id, None) is not None
+    async def remove(self, entity_id: int) -> bool:
+        if any(t.project_id == entity_id for t in self._store.tasks.values()):
+            raise ProjectHasTasks(entity_id)
+        return await super().remove(entity_id)
 
     async def list(self, query: ProjectQuery) -> Page[Project]:
         needle = None if query.q is None else search_key(query.q)
         rows = (
             p
-            for p in self._store.projects.values()
+            for p in self._rows.values()
             if (needle is None or needle in p.name_key)
             and (query.archived is None or p.archived == query.archived)
         )
         key = _PROJECT_SORT_KEYS[query.sort]
         return _page(rows, key, query.descending, query.window)
 
-    def _ensure_name_free(self, project: Project) -> None:
+    @property
+    def _rows(self) -> dict[int, Project]:
+        return self._store.projects
+
+    def _next_id(self) -> int:
+        return next(self._store.project_ids)
+
+    def _check(self, entity: Project) -> None:
         if any(
-            p.name_key == project.name_key and p.id != project.id
-            for p in self._store.projects.values()
+            p.name_key == entity.name_key and p.id != entity.id
+            for p in self._rows.values()
         ):
-            raise ProjectNameTaken(project.name)
+            raise ProjectNameTaken(entity.name)
 
 
 class InMemoryUnitOfWork:

@@ -85,9 +85,10 @@ def _unique_constraints_by_columns() -> dict[str, str]:
 _UNIQUE_BY_COLUMNS = _unique_constraints_by_columns()
 
 
-def raise_for_constraint(
-    error: IntegrityError, errors: Mapping[str, Callable[[], DomainError]]
-) -> NoReturn:
+ConstraintErrors = Mapping[str, Callable[[], DomainError]]
+
+
+def raise_for_constraint(error: IntegrityError, errors: ConstraintErrors) -> NoReturn:
     """Re-raise `error` as the domain error mapped to the constraint it broke.
 
     `errors` maps constraint names to domain errors. SQLite does not say which

@@ -1,12 +1,13 @@
 """SQL repositories. They run statements in the unit of work's session, never commit."""
 
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.sqlalchemy.mapping import (
+    ConstraintErrors,
     project_to_entity,
     project_to_row,
     raise_for_constraint,
@@ -24,6 +25,8 @@ from domain.errors import (
 from domain.projects import Project
 from domain.tasks import Task
 from domain.values import search_key
+
+E = TypeVar("E", Task, Project)
 
 _TASK_SORT_COLUMNS = {
     "id": tasks.c.id,
@@ -58,65 +61,91 @@ def _order_by(
     return [column.asc().nulls_last(), id_column.asc()]
 
 
-async def _page(
-    session: AsyncSession,
-    table: sa.Table,
-    where: list[sa.ColumnElement[bool]],
-    order_by: list[sa.ColumnElement[Any]],
-    window: Window,
-) -> tuple[list[sa.Row[Any]], int]:
-    rows = (
-        await session.execute(
-            sa.select(table)
-            .where(*where)
-            .order_by(*order_by)
-            .limit(window.limit)
-            .offset(window.offset)
-        )
-    ).all()
-    # A partly filled page that is not empty tells the total without a count.
-    if rows and len(rows) < window.limit:
-        return list(rows), window.offset + len(rows)
-    count = sa.select(sa.func.count()).select_from(table).where(*where)
-    return list(rows), (await session.execute(count)).scalar_one()
+class _SqlAlchemyRepository(Generic[E]):
+    """What both repositories do alike: one row per entity, versioned updates."""
 
+    _table: ClassVar[sa.Table]
+    _kind: ClassVar[str]
 
-class SqlAlchemyTaskRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, task: Task) -> None:
-        statement = sa.insert(tasks).values(task_to_row(task)).returning(tasks.c.id)
+    async def add(self, entity: E) -> None:
+        table = self._table
+        statement = sa.insert(table).values(self._to_row(entity)).returning(table.c.id)
         try:
-            task.id = (await self._session.execute(statement)).scalar_one()
+            entity.id = (await self._session.execute(statement)).scalar_one()
         except IntegrityError as error:
-            self._raise_for(error, task)
+            raise_for_constraint(error, self._constraint_errors(entity))
 
-    async def get(self, task_id: int) -> Task | None:
-        row = (
-            await self._session.execute(sa.select(tasks).where(tasks.c.id == task_id))
-        ).one_or_none()
-        return None if row is None else task_to_entity(row)
+    async def get(self, entity_id: int) -> E | None:
+        statement = sa.select(self._table).where(self._table.c.id == entity_id)
+        row = (await self._session.execute(statement)).one_or_none()
+        return None if row is None else self._to_entity(row)
 
-    async def update(self, task: Task, expected_version: int) -> None:
-        assert task.id is not None
+    async def update(self, entity: E, expected_version: int) -> None:
+        assert entity.id is not None
+        table = self._table
         statement = (
-            sa.update(tasks)
-            .where(tasks.c.id == task.id, tasks.c.version == expected_version)
-            .values(task_to_row(task))
+            sa.update(table)
+            .where(table.c.id == entity.id, table.c.version == expected_version)
+            .values(self._to_row(entity))
         )
         try:
             result = await self._session.execute(statement)
         except IntegrityError as error:
-            self._raise_for(error, task)
+            raise_for_constraint(error, self._constraint_errors(entity))
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise ConcurrentUpdate("Task", task.id)
+            raise ConcurrentUpdate(self._kind, entity.id)
 
-    async def remove(self, task_id: int) -> bool:
-        result = await self._session.execute(
-            sa.delete(tasks).where(tasks.c.id == task_id)
-        )
+    async def remove(self, entity_id: int) -> bool:
+        statement = sa.delete(self._table).where(self._table.c.id == entity_id)
+        try:
+            result = await self._session.execute(statement)
+        except IntegrityError as error:
+            raise_for_constraint(error, self._removal_errors(entity_id))
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _list(
+        self,
+        where: list[sa.ColumnElement[bool]],
+        sort: sa.ColumnElement[Any],
+        descending: bool,
+        window: Window,
+    ) -> Page[E]:
+        table = self._table
+        order_by = _order_by(sort, table.c.id, descending)
+        page = sa.select(table).where(*where).order_by(*order_by)
+        rows = (
+            await self._session.execute(page.limit(window.limit).offset(window.offset))
+        ).all()
+        items = [self._to_entity(row) for row in rows]
+        # A partly filled page that is not empty tells the total without a count.
+        if rows and len(rows) < window.limit:
+            return Page(items=items, total=window.offset + len(rows))
+        count = sa.select(sa.func.count()).select_from(table).where(*where)
+        return Page(
+            items=items, total=(await self._session.execute(count)).scalar_one()
+        )
+
+    def _to_row(self, entity: E) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _to_entity(self, row: sa.Row[Any]) -> E:
+        raise NotImplementedError
+
+    def _constraint_errors(self, entity: E) -> ConstraintErrors:
+        """Domain errors by the name of the constraint a write of `entity` broke."""
+        return {}
+
+    def _removal_errors(self, entity_id: int) -> ConstraintErrors:
+        """Domain errors by the name of the constraint a removal broke."""
+        return {}
+
+
+class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
+    _table = tasks
+    _kind = "Task"
 
     async def list(self, query: TaskQuery) -> Page[Task]:
         where: list[sa.ColumnElement[bool]] = []
@@ -132,76 +161,30 @@ class SqlAlchemyTaskRepository:
             where.append(tasks.c.due_date < query.due_before)
         if query.due_after is not None:
             where.append(tasks.c.due_date > query.due_after)
-        order_by = _order_by(
-            _TASK_SORT_COLUMNS[query.sort], tasks.c.id, query.descending
-        )
-        rows, total = await _page(self._session, tasks, where, order_by, query.window)
-        return Page(items=[task_to_entity(row) for row in rows], total=total)
+        sort = _TASK_SORT_COLUMNS[query.sort]
+        return await self._list(where, sort, query.descending, query.window)
 
     async def count_in_project(self, project_id: int) -> int:
         count = sa.select(sa.func.count()).where(tasks.c.project_id == project_id)
         return (await self._session.execute(count)).scalar_one()
 
-    @staticmethod
-    def _raise_for(error: IntegrityError, task: Task) -> None:
+    def _to_row(self, entity: Task) -> dict[str, Any]:
+        return task_to_row(entity)
+
+    def _to_entity(self, row: sa.Row[Any]) -> Task:
+        return task_to_entity(row)
+
+    def _constraint_errors(self, entity: Task) -> ConstraintErrors:
         # The project was deleted between the use case's check and this statement.
-        message = f"Project {task.project_id} does not exist."
-        raise_for_constraint(
-            error,
-            {
-                "fk_tasks_project_id_projects": lambda: InvalidValue(
-                    "project_id", message
-                )
-            },
-        )
+        message = f"Project {entity.project_id} does not exist."
+        return {
+            "fk_tasks_project_id_projects": lambda: InvalidValue("project_id", message)
+        }
 
 
-class SqlAlchemyProjectRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def add(self, project: Project) -> None:
-        statement = (
-            sa.insert(projects).values(project_to_row(project)).returning(projects.c.id)
-        )
-        try:
-            project.id = (await self._session.execute(statement)).scalar_one()
-        except IntegrityError as error:
-            self._raise_for(error, project)
-
-    async def get(self, project_id: int) -> Project | None:
-        row = (
-            await self._session.execute(
-                sa.select(projects).where(projects.c.id == project_id)
-            )
-        ).one_or_none()
-        return None if row is None else project_to_entity(row)
-
-    async def update(self, project: Project, expected_version: int) -> None:
-        assert project.id is not None
-        statement = (
-            sa.update(projects)
-            .where(projects.c.id == project.id, projects.c.version == expected_version)
-            .values(project_to_row(project))
-        )
-        try:
-            result = await self._session.execute(statement)
-        except IntegrityError as error:
-            self._raise_for(error, project)
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise ConcurrentUpdate("Project", project.id)
-
-    async def remove(self, project_id: int) -> bool:
-        statement = sa.delete(projects).where(projects.c.id == project_id)
-        try:
-            result = await self._session.execute(statement)
-        except IntegrityError as error:
-            # A task was added between the use case's count and this statement.
-            raise_for_constraint(
-                error,
-                {"fk_tasks_project_id_projects": lambda: ProjectHasTasks(project_id)},
-            )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+class SqlAlchemyProjectRepository(_SqlAlchemyRepository[Project]):
+    _table = projects
+    _kind = "Project"
 
     async def list(self, query: ProjectQuery) -> Page[Project]:
         where: list[sa.ColumnElement[bool]] = []
@@ -209,16 +192,18 @@ class SqlAlchemyProjectRepository:
             where.append(_contains(projects.c.name_key, query.q))
         if query.archived is not None:
             where.append(projects.c.archived.is_(query.archived))
-        order_by = _order_by(
-            _PROJECT_SORT_COLUMNS[query.sort], projects.c.id, query.descending
-        )
-        rows, total = await _page(
-            self._session, projects, where, order_by, query.window
-        )
-        return Page(items=[project_to_entity(row) for row in rows], total=total)
+        sort = _PROJECT_SORT_COLUMNS[query.sort]
+        return await self._list(where, sort, query.descending, query.window)
 
-    @staticmethod
-    def _raise_for(error: IntegrityError, project: Project) -> None:
-        raise_for_constraint(
-            error, {"uq_projects_name_key": lambda: ProjectNameTaken(project.name)}
-        )
+    def _to_row(self, entity: Project) -> dict[str, Any]:
+        return project_to_row(entity)
+
+    def _to_entity(self, row: sa.Row[Any]) -> Project:
+        return project_to_entity(row)
+
+    def _constraint_errors(self, entity: Project) -> ConstraintErrors:
+        return {"uq_projects_name_key": lambda: ProjectNameTaken(entity.name)}
+
+    def _removal_errors(self, entity_id: int) -> ConstraintErrors:
+        # A task was added between the use case's count and this statement.
+        return {"fk_tasks_project_id_projects": lambda: ProjectHasTasks(entity_id)}
