@@ -7,11 +7,14 @@ missing server an error.
 """
 
 import asyncio
+import gc
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -47,6 +50,27 @@ def postgres_required() -> bool:
     return os.environ.get("TASKHUB_REQUIRE_POSTGRES") == "1"
 
 
+def _start_postgres_container() -> tuple[Any, str]:
+    """A started testcontainers PostgreSQL, or None and why there is none."""
+    docker_host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    socket_path = docker_host.removeprefix("unix://")
+    if docker_host.startswith("unix://") and not Path(socket_path).exists():
+        return None, f"no Docker daemon listens at {docker_host}"
+    # A failed Docker client leaves sockets for the garbage collector to close.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            from testcontainers.community.postgres import PostgresContainer
+
+            container = PostgresContainer("postgres:15-alpine", driver="asyncpg")
+            container.start()
+            return container, ""
+        except Exception as error:  # no daemon answering, no image, ...
+            return None, f"Docker failed: {error}"
+        finally:
+            gc.collect()
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """An admin URL of a PostgreSQL server, or a skip saying why there is none."""
@@ -54,15 +78,9 @@ def postgres_server() -> Iterator[str]:
     if url:
         yield Settings(database_url=url).database_url
         return
-    try:
-        from testcontainers.postgres import PostgresContainer
-
-        container = PostgresContainer("postgres:15-alpine", driver="asyncpg")
-        container.start()
-    except Exception as error:  # no Docker daemon, no image, ...
-        reason = (
-            f"no PostgreSQL: TEST_DATABASE_URL is unset and Docker failed ({error})"
-        )
+    container, problem = _start_postgres_container()
+    if container is None:
+        reason = f"no PostgreSQL: TEST_DATABASE_URL is unset and {problem}"
         if postgres_required():
             pytest.fail(f"TASKHUB_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
         pytest.skip(reason)
