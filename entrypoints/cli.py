@@ -34,6 +34,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port if args.port is not None else settings.port,
         workers=args.workers,
         reload=args.reload,
+        reload_dirs=[str(Path(__file__).parents[1])] if args.reload else None,
         log_level=settings.log_level,
     )
     return 0
