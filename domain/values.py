@@ -41,20 +41,23 @@ _RANKS: Final = {priority: rank for rank, priority in enumerate(Priority, start=
 _BY_RANK: Final = {rank: priority for priority, rank in _RANKS.items()}
 
 
-def storable(field: str, value: str) -> str:
-    """Reject text no database can store: NUL characters and lone surrogates."""
+def unstorable(value: str) -> str | None:
+    """Why no database could store `value` (NUL, lone surrogates), or None."""
     if "\x00" in value:
-        raise InvalidValue(field, f"{field} must not contain NUL characters.")
+        return "must not contain NUL characters"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidValue(field, f"{field} must be valid Unicode text.") from None
-    return value
+        return "must be valid Unicode text"
+    return None
 
 
 def clean_text(field: str, value: str, *, min_length: int, max_length: int) -> str:
     """Trim `value` and check its length in characters, after trimming."""
-    text = storable(field, value).strip()
+    problem = unstorable(value)
+    if problem is not None:
+        raise InvalidValue(field, f"{field} {problem}.")
+    text = value.strip()
     if not min_length <= len(text) <= max_length:
         raise InvalidValue(
             field, f"{field} must be {min_length}–{max_length} characters long."

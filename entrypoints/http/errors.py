@@ -14,7 +14,6 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from domain.errors import Conflict, DomainError, InvalidValue, NotFound
-from entrypoints.http.schemas import Problem, ValidationProblem
 
 logger = logging.getLogger(__name__)
 
@@ -158,20 +157,3 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the problem details a route can answer with."""
-    descriptions = {
-        400: "Malformed JSON",
-        404: "Not found",
-        409: "Conflict with the current state",
-        422: "Validation failed",
-    }
-    return {
-        status: {
-            "model": ValidationProblem if status == 422 else Problem,
-            "description": descriptions[status],
-        }
-        for status in statuses
-    }

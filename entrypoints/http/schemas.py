@@ -16,10 +16,9 @@ from pydantic import (
 )
 
 from application import queries
-from domain.errors import InvalidValue
 from domain.projects import NAME_MAX, NAME_MIN, Project, ProjectChanges
 from domain.tasks import TITLE_MAX, Task, TaskChanges
-from domain.values import DESCRIPTION_MAX, Priority, storable
+from domain.values import DESCRIPTION_MAX, Priority, unstorable
 
 INT64_MAX = 2**63 - 1
 T = TypeVar("T")
@@ -27,10 +26,10 @@ E = TypeVar("E")
 
 
 def _storable(value: str) -> str:
-    try:
-        return storable("value", value)
-    except InvalidValue as error:
-        raise ValueError(error.message.replace("value ", "", 1)) from None
+    problem = unstorable(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 def _iso_date(value: Any) -> Any:

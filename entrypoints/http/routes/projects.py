@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from application.services import ProjectService
 from entrypoints.container import Container
-from entrypoints.http.errors import problem_responses
+from entrypoints.http.openapi import route_responses
 from entrypoints.http.schemas import (
     INT64_MAX,
     Page,
@@ -29,7 +29,7 @@ ProjectId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The project's i
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ProjectRead,
-    responses=problem_responses(400, 409, 422),
+    responses=route_responses(400, 409, 422, created=True),
 )
 @inject
 async def create_project(
@@ -41,7 +41,7 @@ async def create_project(
     return ProjectRead.of(project)
 
 
-@router.get("", response_model=Page[ProjectRead], responses=problem_responses(422))
+@router.get("", response_model=Page[ProjectRead], responses=route_responses(422))
 @inject
 async def list_projects(
     filters: Annotated[ProjectFilters, Query()], projects: ProjectServiceDep
@@ -51,7 +51,7 @@ async def list_projects(
 
 
 @router.get(
-    "/{project_id}", response_model=ProjectRead, responses=problem_responses(404, 422)
+    "/{project_id}", response_model=ProjectRead, responses=route_responses(404, 422)
 )
 @inject
 async def get_project(
@@ -64,7 +64,7 @@ async def get_project(
 @router.patch(
     "/{project_id}",
     response_model=ProjectRead,
-    responses=problem_responses(400, 404, 409, 422),
+    responses=route_responses(400, 404, 409, 422),
 )
 @inject
 async def update_project(
@@ -78,7 +78,7 @@ async def update_project(
     "/{project_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(404, 409, 422),
+    responses=route_responses(404, 409, 422),
 )
 @inject
 async def delete_project(project_id: ProjectId, projects: ProjectServiceDep) -> None:
@@ -89,7 +89,7 @@ async def delete_project(project_id: ProjectId, projects: ProjectServiceDep) -> 
 @router.get(
     "/{project_id}/tasks",
     response_model=Page[TaskRead],
-    responses=problem_responses(404, 422),
+    responses=route_responses(404, 422),
 )
 @inject
 async def list_project_tasks(

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from application.services import CreateTask, TaskService
 from entrypoints.container import Container
-from entrypoints.http.errors import problem_responses
+from entrypoints.http.openapi import route_responses
 from entrypoints.http.schemas import (
     INT64_MAX,
     Page,
@@ -25,7 +25,7 @@ TaskId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The task's id.")]
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskRead,
-    responses=problem_responses(400, 409, 422),
+    responses=route_responses(400, 409, 422, created=True),
 )
 @inject
 async def create_task(
@@ -37,7 +37,7 @@ async def create_task(
     return TaskRead.of(task)
 
 
-@router.get("", response_model=Page[TaskRead], responses=problem_responses(422))
+@router.get("", response_model=Page[TaskRead], responses=route_responses(422))
 @inject
 async def list_tasks(
     filters: Annotated[TaskFilters, Query()], tasks: TaskServiceDep
@@ -46,9 +46,7 @@ async def list_tasks(
     return filters.page(await tasks.list(filters.query()), TaskRead.of)
 
 
-@router.get(
-    "/{task_id}", response_model=TaskRead, responses=problem_responses(404, 422)
-)
+@router.get("/{task_id}", response_model=TaskRead, responses=route_responses(404, 422))
 @inject
 async def get_task(task_id: TaskId, tasks: TaskServiceDep) -> TaskRead:
     """Get one task."""
@@ -58,7 +56,7 @@ async def get_task(task_id: TaskId, tasks: TaskServiceDep) -> TaskRead:
 @router.patch(
     "/{task_id}",
     response_model=TaskRead,
-    responses=problem_responses(400, 404, 409, 422),
+    responses=route_responses(400, 404, 409, 422),
 )
 @inject
 async def update_task(
@@ -72,7 +70,7 @@ async def update_task(
     "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(404, 422),
+    responses=route_responses(404, 422),
 )
 @inject
 async def delete_task(task_id: TaskId, tasks: TaskServiceDep) -> None:
