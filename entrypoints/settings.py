@@ -28,6 +28,29 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="Port `taskhub serve` binds.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
+    auth: Literal["required", "disabled"] = Field(
+        "required",
+        description="`disabled` serves one implicit owner, for local demos only.",
+    )
+    rate_limit: str = Field(
+        "600/minute",
+        description="Requests per token (per client address without auth), in the "
+        "`limits` notation, e.g. `100/minute` or `10/second`; empty to switch off.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Count rate limits in Redis (shared by all workers and hosts); "
+        "without it they are counted in this process's memory.",
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1, description="Larger request bodies get 413 unparsed."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins allowed by CORS, as JSON (`["https://app.example"]`); '
+        "none by default, which leaves CORS off.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
