@@ -8,7 +8,9 @@ from fastapi import FastAPI
 from entrypoints.container import Container, build_container
 from entrypoints.http import openapi
 from entrypoints.http.errors import add_error_handlers
+from entrypoints.http.middleware import install_middleware
 from entrypoints.http.routes import projects, tasks
+from entrypoints.settings import Settings
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -28,6 +30,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.container = container
+    install_middleware(app, Settings.model_validate(container.config()))
     add_error_handlers(app)
     app.include_router(tasks.router)
     app.include_router(projects.router)
