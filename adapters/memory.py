@@ -8,7 +8,7 @@ snapshot taken when the unit of work began.
 import asyncio
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -18,9 +18,11 @@ from domain.errors import (
     InvalidValue,
     ProjectHasTasks,
     ProjectNameTaken,
+    UserNameTaken,
 )
 from domain.projects import Project
 from domain.tasks import Task
+from domain.users import ApiToken, User
 from domain.values import search_key
 
 E = TypeVar("E", Task, Project)
@@ -32,8 +34,12 @@ class InMemoryStore:
 
     tasks: dict[int, Task] = field(default_factory=dict)
     projects: dict[int, Project] = field(default_factory=dict)
+    users: dict[int, User] = field(default_factory=dict)
+    tokens: dict[int, ApiToken] = field(default_factory=dict)
     task_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     project_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    user_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    token_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -86,35 +92,47 @@ def _task_matches(task: Task, query: TaskQuery) -> bool:
 
 
 class _InMemoryRepository(Generic[E]):
-    """What both repositories do alike: private copies in, private copies out."""
+    """What both repositories do alike: private copies in, private copies out,
+    and only one owner's rows in sight."""
 
     _kind: ClassVar[str]
 
-    def __init__(self, store: InMemoryStore) -> None:
+    def __init__(self, store: InMemoryStore, owner_id: int) -> None:
         self._store = store
+        self._owner_id = owner_id
 
     async def add(self, entity: E) -> None:
+        entity.owner_id = self._owner_id
         self._check(entity)
         entity.id = self._next_id()
-        self._rows[entity.id] = entity.copy()
+        self._all[entity.id] = entity.copy()
 
     async def get(self, entity_id: int) -> E | None:
-        entity = self._rows.get(entity_id)
+        entity = self._mine(entity_id)
         return entity.copy() if entity else None
 
     async def update(self, entity: E, expected_version: int) -> None:
         assert entity.id is not None
-        stored = self._rows.get(entity.id)
+        stored = self._mine(entity.id)
         if stored is None or stored.version != expected_version:
             raise ConcurrentUpdate(self._kind, entity.id)
         self._check(entity)
-        self._rows[entity.id] = entity.copy()
+        self._all[entity.id] = entity.copy()
 
     async def remove(self, entity_id: int) -> bool:
-        return self._rows.pop(entity_id, None) is not None
+        return self._mine(entity_id) is not None and bool(self._all.pop(entity_id))
+
+    def _mine(self, entity_id: int) -> E | None:
+        entity = self._all.get(entity_id)
+        return entity if entity and entity.owner_id == self._owner_id else None
 
     @property
-    def _rows(self) -> dict[int, E]:
+    def _rows(self) -> Iterator[E]:
+        """This owner's rows."""
+        return (e for e in self._all.values() if e.owner_id == self._owner_id)
+
+    @property
+    def _all(self) -> dict[int, E]:
         raise NotImplementedError
 
     def _next_id(self) -> int:
@@ -128,23 +146,27 @@ class InMemoryTaskRepository(_InMemoryRepository[Task]):
     _kind = "Task"
 
     async def list(self, query: TaskQuery) -> Page[Task]:
-        rows = (t for t in self._rows.values() if _task_matches(t, query))
+        rows = (t for t in self._rows if _task_matches(t, query))
         key = _TASK_SORT_KEYS[query.sort]
         return _page(rows, key, query.descending, query.window)
 
     async def count_in_project(self, project_id: int) -> int:
-        return sum(t.project_id == project_id for t in self._rows.values())
+        return sum(t.project_id == project_id for t in self._rows)
 
     @property
-    def _rows(self) -> dict[int, Task]:
+    def _all(self) -> dict[int, Task]:
         return self._store.tasks
 
     def _next_id(self) -> int:
         return next(self._store.task_ids)
 
+    def _owner_has_project(self, project_id: int) -> bool:
+        project = self._store.projects.get(project_id)
+        return project is not None and project.owner_id == self._owner_id
+
     def _check(self, entity: Task) -> None:
         project_id = entity.project_id
-        if project_id is not None and project_id not in self._store.projects:
+        if project_id is not None and not self._owner_has_project(project_id):
             message = f"Project {project_id} does not exist."
             raise InvalidValue("project_id", message)
 
@@ -153,7 +175,9 @@ class InMemoryProjectRepository(_InMemoryRepository[Project]):
     _kind = "Project"
 
     async def remove(self, entity_id: int) -> bool:
-        if any(t.project_id == entity_id for t in self._store.tasks.values()):
+        if self._mine(entity_id) and any(
+            t.project_id == entity_id for t in self._store.tasks.values()
+        ):
             raise ProjectHasTasks(entity_id)
         return await super().remove(entity_id)
 
@@ -161,7 +185,7 @@ class InMemoryProjectRepository(_InMemoryRepository[Project]):
         needle = None if query.q is None else search_key(query.q)
         rows = (
             p
-            for p in self._rows.values()
+            for p in self._rows
             if (needle is None or needle in p.name_key)
             and (query.archived is None or p.archived == query.archived)
         )
@@ -169,27 +193,71 @@ class InMemoryProjectRepository(_InMemoryRepository[Project]):
         return _page(rows, key, query.descending, query.window)
 
     @property
-    def _rows(self) -> dict[int, Project]:
+    def _all(self) -> dict[int, Project]:
         return self._store.projects
 
     def _next_id(self) -> int:
         return next(self._store.project_ids)
 
     def _check(self, entity: Project) -> None:
-        if any(
-            p.name_key == entity.name_key and p.id != entity.id
-            for p in self._rows.values()
-        ):
+        if any(p.name_key == entity.name_key and p.id != entity.id for p in self._rows):
             raise ProjectNameTaken(entity.name)
 
 
-class InMemoryUnitOfWork:
+class InMemoryUserRepository:
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
-        self.tasks = InMemoryTaskRepository(store)
-        self.projects = InMemoryProjectRepository(store)
+
+    async def add(self, user: User) -> None:
+        if any(u.name == user.name for u in self._store.users.values()):
+            raise UserNameTaken(user.name)
+        user.id = next(self._store.user_ids)
+        self._store.users[user.id] = replace(user)
+
+    async def get_by_name(self, name: str) -> User | None:
+        user = next((u for u in self._store.users.values() if u.name == name), None)
+        return None if user is None else replace(user)
+
+    async def exists(self) -> bool:
+        return bool(self._store.users)
+
+
+class InMemoryTokenRepository:
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    async def add(self, token: ApiToken) -> None:
+        token.id = next(self._store.token_ids)
+        self._store.tokens[token.id] = token.copy()
+
+    async def find(self, secret_hash: str) -> ApiToken | None:
+        return self._first(lambda t: t.secret_hash == secret_hash)
+
+    async def find_by_prefix(self, prefix: str) -> ApiToken | None:
+        return self._first(lambda t: t.prefix == prefix)
+
+    async def list_for(self, user_id: int) -> list[ApiToken]:
+        tokens = sorted(self._store.tokens.items())
+        return [t.copy() for _, t in tokens if t.user_id == user_id]
+
+    async def update(self, token: ApiToken) -> None:
+        assert token.id is not None
+        self._store.tokens[token.id] = token.copy()
+
+    def _first(self, matches: Callable[[ApiToken], bool]) -> ApiToken | None:
+        token = next((t for t in self._store.tokens.values() if matches(t)), None)
+        return None if token is None else token.copy()
+
+
+class _InMemoryTransaction:
+    """Holds the store's lock; rolls back to the last commit on the way out."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
         self.committed = False
-        self._snapshot: tuple[dict[int, Task], dict[int, Project]] = ({}, {})
+        self._snapshot: tuple[
+            dict[int, Task], dict[int, Project], dict[int, User], dict[int, ApiToken]
+        ] = ({}, {}, {}, {})
 
     async def __aenter__(self) -> Self:
         await self._store.lock.acquire()
@@ -204,8 +272,9 @@ class InMemoryUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         # Undo whatever happened since the last commit (nothing, if it was last).
-        self._store.tasks, self._store.projects = self._snapshot
-        self._store.lock.release()
+        store = self._store
+        store.tasks, store.projects, store.users, store.tokens = self._snapshot
+        store.lock.release()
 
     async def commit(self) -> None:
         self._take_snapshot()
@@ -213,4 +282,29 @@ class InMemoryUnitOfWork:
 
     def _take_snapshot(self) -> None:
         # Entities are stored as private copies, so shallow dict copies suffice.
-        self._snapshot = dict(self._store.tasks), dict(self._store.projects)
+        store = self._store
+        self._snapshot = (
+            dict(store.tasks),
+            dict(store.projects),
+            dict(store.users),
+            dict(store.tokens),
+        )
+
+
+class InMemoryUnitOfWork(_InMemoryTransaction):
+    """Tasks and projects of one owner."""
+
+    def __init__(self, store: InMemoryStore, owner_id: int) -> None:
+        super().__init__(store)
+        self.owner_id = owner_id
+        self.tasks = InMemoryTaskRepository(store, owner_id)
+        self.projects = InMemoryProjectRepository(store, owner_id)
+
+
+class InMemoryIdentityUnitOfWork(_InMemoryTransaction):
+    """Users and their tokens."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        super().__init__(store)
+        self.users = InMemoryUserRepository(store)
+        self.tokens = InMemoryTokenRepository(store)

@@ -2,6 +2,11 @@
 
 Adapters implement these structurally; nothing here knows about SQL or HTTP.
 Repositories never commit: the unit of work that handed them out does.
+
+Every unit of work for tasks and projects belongs to one owner, and its
+repositories see only that owner's rows: another owner's row behaves exactly
+like one that does not exist (get gives None, update and remove find nothing,
+lists and counts leave it out), and `add` stamps the owner on the entity.
 """
 
 from datetime import datetime
@@ -11,6 +16,7 @@ from typing import Protocol, Self
 from application.queries import Page, ProjectQuery, TaskQuery
 from domain.projects import Project
 from domain.tasks import Task
+from domain.users import ApiToken, User
 
 
 class Clock(Protocol):
@@ -21,7 +27,10 @@ class Clock(Protocol):
 
 class TaskRepository(Protocol):
     async def add(self, task: Task) -> None:
-        """Store a new task and set its `id`; InvalidValue if its project is gone."""
+        """Store a new task and set its `id`.
+
+        InvalidValue if the owner has no project with the task's project_id.
+        """
         ...
 
     async def get(self, task_id: int) -> Task | None:
@@ -31,7 +40,7 @@ class TaskRepository(Protocol):
     async def update(self, task: Task, expected_version: int) -> None:
         """Store `task`; ConcurrentUpdate unless the stored version is expected.
 
-        InvalidValue if the task's project does not exist.
+        InvalidValue if the owner has no project with the task's project_id.
         """
         ...
 
@@ -78,6 +87,68 @@ class UnitOfWork(Protocol):
 
     tasks: TaskRepository
     projects: ProjectRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None:
+        """Make everything done in this unit of work durable."""
+        ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, owner_id: int) -> UnitOfWork:
+        """A new unit of work whose repositories see only `owner_id`'s rows."""
+        ...
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> None:
+        """Store a new user and set its `id`; raise UserNameTaken on a clash."""
+        ...
+
+    async def get_by_name(self, name: str) -> User | None:
+        """The user with this name, or None when there is none."""
+        ...
+
+    async def exists(self) -> bool:
+        """Whether there is any user at all."""
+        ...
+
+
+class TokenRepository(Protocol):
+    async def add(self, token: ApiToken) -> None:
+        """Store a new token record and set its `id`."""
+        ...
+
+    async def find(self, secret_hash: str) -> ApiToken | None:
+        """The token whose secret hashes to `secret_hash`, or None."""
+        ...
+
+    async def find_by_prefix(self, prefix: str) -> ApiToken | None:
+        """The token whose secret starts with `prefix`, or None."""
+        ...
+
+    async def list_for(self, user_id: int) -> list[ApiToken]:
+        """The user's tokens, oldest first."""
+        ...
+
+    async def update(self, token: ApiToken) -> None:
+        """Store changes to a token's record (last use, revocation)."""
+        ...
+
+
+class IdentityUnitOfWork(Protocol):
+    """One transaction over users and tokens; rolls back unless committed."""
+
+    users: UserRepository
+    tokens: TokenRepository
 
     async def __aenter__(self) -> Self: ...
 

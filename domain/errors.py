@@ -1,18 +1,22 @@
 """The one tree of errors that the domain and the use cases raise.
 
     DomainError
+    ├── Unauthenticated
     ├── NotFound
     │   ├── TaskNotFound
-    │   └── ProjectNotFound
+    │   ├── ProjectNotFound
+    │   ├── UserNotFound
+    │   └── TokenNotFound
     ├── Conflict
     │   ├── ProjectNameTaken
     │   ├── ProjectArchived
     │   ├── ProjectHasTasks
+    │   ├── UserNameTaken
     │   └── ConcurrentUpdate
     └── InvalidValue
 
-Entry points map this tree to their own vocabulary once (HTTP: 404, 409, 422);
-nothing below them knows about status codes.
+Entry points map this tree to their own vocabulary once (HTTP: 401, 404, 409,
+422); nothing below them knows about status codes.
 """
 
 
@@ -22,6 +26,13 @@ class DomainError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class Unauthenticated(DomainError):
+    """The caller did not prove who it is. Deliberately says no more than that."""
+
+    def __init__(self) -> None:
+        super().__init__("A valid API token is required.")
 
 
 class NotFound(DomainError):
@@ -85,3 +96,18 @@ class ConcurrentUpdate(Conflict):
             f"{kind} {entity_id} was changed by another request meanwhile; "
             "fetch it again and retry."
         )
+
+
+class UserNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"There is no user named {name!r}.")
+
+
+class TokenNotFound(NotFound):
+    def __init__(self, token: str) -> None:
+        super().__init__(f"There is no token {token!r}.")
+
+
+class UserNameTaken(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A user named {name!r} already exists.")

@@ -30,6 +30,7 @@ class Project:
     updated_at: datetime
     archived: bool = False
     version: int = 1
+    owner_id: int | None = None  # stamped by the owner's repository on add
     id: int | None = None  # assigned by the repository on add
 
     @classmethod

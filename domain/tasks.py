@@ -43,6 +43,7 @@ class Task:
     done: bool = False
     completed_at: datetime | None = None
     version: int = 1
+    owner_id: int | None = None  # stamped by the owner's repository on add
     id: int | None = None  # assigned by the repository on add
 
     @classmethod

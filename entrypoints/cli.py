@@ -1,15 +1,20 @@
 """The `taskhub` command: serve the API and manage the database schema."""
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
 import migrations
+from domain.errors import DomainError
+from domain.users import ApiToken
+from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
 
 
@@ -55,6 +60,70 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _identity(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.backend == "memory":
+        print("memory:// keeps users inside the server process.", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_run_identity(args, build_container(settings)))
+    except DomainError as error:
+        print(error.message, file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _run_identity(args: argparse.Namespace, container: Container) -> None:
+    identity = container.identity_service()
+    try:
+        if args.command == "users":
+            _, issued = await identity.create_user(args.name)
+            _show_secret(f"Created the user {args.name!r}.", issued.secret)
+        elif args.action == "create":
+            days = args.expires_in_days
+            expires_in = None if days is None else timedelta(days=days)
+            issued = await identity.issue_token(args.user, args.name, expires_in)
+            _show_secret(f"Issued the token {issued.record.prefix}…", issued.secret)
+        elif args.action == "list":
+            _print_tokens(await identity.list_tokens(args.user))
+        else:
+            token = await identity.revoke_token(args.prefix)
+            print(f"Revoked {token.prefix}… ({token.name}).", file=sys.stderr)
+    finally:
+        if container.engine.initialized:
+            await container.engine().dispose()
+
+
+def _show_secret(what: str, secret: str) -> None:
+    # The secret alone goes to stdout (for scripts); the words go to stderr.
+    print(f"{what} Its API token, shown this once:", file=sys.stderr)
+    print(secret)
+
+
+def _print_tokens(tokens: list[ApiToken]) -> None:
+    def when(moment: datetime | None) -> str:
+        return "-" if moment is None else moment.isoformat(timespec="seconds")
+
+    rows = [("PREFIX", "NAME", "CREATED", "LAST USED", "EXPIRES", "REVOKED")]
+    rows += [
+        (
+            f"{t.prefix}…",
+            t.name,
+            when(t.created_at),
+            when(t.last_used_at),
+            when(t.expires_at),
+            when(t.revoked_at),
+        )
+        for t in tokens
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(
+                cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+            )
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taskhub",
@@ -79,6 +148,28 @@ def _parser() -> argparse.ArgumentParser:
     current = actions.add_parser("current", help="show the current revision")
     current.add_argument("-v", "--verbose", action="store_true")
     db.set_defaults(run=_db)
+
+    users = commands.add_parser("users", help="manage users")
+    user_actions = users.add_subparsers(dest="action", required=True)
+    create_user = user_actions.add_parser(
+        "create", help="create a user and print its first API token"
+    )
+    create_user.add_argument("name")
+    users.set_defaults(run=_identity)
+
+    tokens = commands.add_parser("tokens", help="manage API tokens")
+    token_actions = tokens.add_subparsers(dest="action", required=True)
+    create_token = token_actions.add_parser("create", help="issue a token, print it")
+    create_token.add_argument("user", help="the user the token acts for")
+    create_token.add_argument("--name", default="default", help="what it is for")
+    create_token.add_argument(
+        "--expires-in-days", type=float, help="expire after this many days"
+    )
+    list_tokens = token_actions.add_parser("list", help="list a user's tokens")
+    list_tokens.add_argument("user")
+    revoke = token_actions.add_parser("revoke", help="revoke a token at once")
+    revoke.add_argument("prefix", help="the token's prefix, as `tokens list` shows")
+    tokens.set_defaults(run=_identity)
     return parser
 
 

@@ -1,9 +1,17 @@
 from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
-from adapters.memory import InMemoryStore, InMemoryUnitOfWork
+from adapters.memory import (
+    InMemoryIdentityUnitOfWork,
+    InMemoryStore,
+    InMemoryUnitOfWork,
+)
 from adapters.sqlalchemy.engine import create_engine, create_session_factory
-from adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
+from adapters.sqlalchemy.unit_of_work import (
+    SqlAlchemyIdentityUnitOfWork,
+    SqlAlchemyUnitOfWork,
+)
+from application.identity import IdentityService
 from application.services import ProjectService, TaskService
 from entrypoints.settings import Settings
 
@@ -12,7 +20,11 @@ class Container(containers.DeclarativeContainer):
     """Wires ports to adapters from settings. Declarations only, no logic."""
 
     wiring_config = containers.WiringConfiguration(
-        modules=["entrypoints.http.routes.tasks", "entrypoints.http.routes.projects"]
+        modules=[
+            "entrypoints.http.auth",
+            "entrypoints.http.routes.tasks",
+            "entrypoints.http.routes.projects",
+        ]
     )
 
     config = providers.Configuration()
@@ -25,10 +37,18 @@ class Container(containers.DeclarativeContainer):
     session_factory = providers.Singleton(create_session_factory, engine)
     memory_store = providers.Singleton(InMemoryStore)
 
+    # Called with owner_id=...: each unit of work sees one owner's rows only.
     unit_of_work = providers.Selector(
         config.backend,
         sql=providers.Factory(SqlAlchemyUnitOfWork, session_factory=session_factory),
         memory=providers.Factory(InMemoryUnitOfWork, store=memory_store),
+    )
+    identity_unit_of_work = providers.Selector(
+        config.backend,
+        sql=providers.Factory(
+            SqlAlchemyIdentityUnitOfWork, session_factory=session_factory
+        ),
+        memory=providers.Factory(InMemoryIdentityUnitOfWork, store=memory_store),
     )
 
     task_service = providers.Factory(
@@ -36,6 +56,9 @@ class Container(containers.DeclarativeContainer):
     )
     project_service = providers.Factory(
         ProjectService, uow=unit_of_work.provider, clock=clock
+    )
+    identity_service = providers.Factory(
+        IdentityService, uow=identity_unit_of_work.provider, clock=clock
     )
 
 

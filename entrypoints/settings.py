@@ -32,6 +32,12 @@ class Settings(BaseSettings):
         "required",
         description="`disabled` serves one implicit owner, for local demos only.",
     )
+    first_token_file: str | None = Field(
+        ".taskhub-token",
+        description="With auth required and no user yet, the service creates the "
+        "user `admin` at start-up and writes its token to this file (mode 600); "
+        "empty to never do so.",
+    )
     rate_limit: str = Field(
         "600/minute",
         description="Requests per token (per client address without auth), in the "

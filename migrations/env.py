@@ -30,6 +30,8 @@ def _configure(**options: object) -> None:
         target_metadata=metadata,
         render_as_batch=True,  # SQLite alters tables by copying them
         compare_type=True,
+        # SQLite can roll DDL back too: a failed migration leaves nothing half done.
+        transactional_ddl=True,
         **options,
     )
 

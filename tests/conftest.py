@@ -3,6 +3,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from entrypoints.container import Container, build_container
@@ -54,10 +55,22 @@ def clock() -> TickingClock:
     return TickingClock()
 
 
+def test_settings(database_url: str, **overrides: object) -> Settings:
+    """Settings for a test: no token file written, no rate limit in the way."""
+    return Settings.model_validate(
+        {
+            "database_url": database_url,
+            "first_token_file": None,
+            "rate_limit": "",
+            **overrides,
+        }
+    )
+
+
 @pytest.fixture
 async def container(database_url: str, clock: TickingClock) -> AsyncIterator[Container]:
     """The real container for `database_url`, with the clock swapped for a fake."""
-    container = build_container(Settings(database_url=database_url))
+    container = build_container(test_settings(database_url))
     container.clock.override(clock)
     yield container
     if container.engine.initialized:
@@ -65,10 +78,30 @@ async def container(database_url: str, clock: TickingClock) -> AsyncIterator[Con
 
 
 @pytest.fixture
-async def client(container: Container) -> AsyncIterator[AsyncClient]:
+async def owner_id(container: Container) -> int:
+    """The user the tests act as, unless they say otherwise."""
+    return await container.identity_service().ensure_user("alice")
+
+
+@pytest.fixture
+async def token(container: Container, owner_id: int) -> str:
+    """An API token of the `owner_id` user."""
+    issued = await container.identity_service().issue_token("alice", "tests")
+    return issued.secret
+
+
+@pytest.fixture
+async def app(container: Container) -> AsyncIterator[FastAPI]:
     app = create_app(container)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app), base_url="http://taskhub") as client,
-    ):
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI, token: str) -> AsyncIterator[AsyncClient]:
+    """An HTTP client of the ASGI app, authenticated as `owner_id`."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with AsyncClient(
+        transport=ASGITransport(app), base_url="http://taskhub", headers=headers
+    ) as client:
         yield client

@@ -10,11 +10,13 @@ from adapters.sqlalchemy.tables import metadata
 from domain.errors import DomainError
 from domain.projects import Project
 from domain.tasks import Task
+from domain.users import ApiToken, User
 from domain.values import Priority
 
 
 def task_to_row(task: Task) -> dict[str, Any]:
     return {
+        "owner_id": task.owner_id,
         "title": task.title,
         "title_key": task.title_key,
         "description": task.description,
@@ -42,11 +44,13 @@ def task_to_entity(row: sa.Row[Any]) -> Task:
         created_at=row.created_at,
         updated_at=row.updated_at,
         version=row.version,
+        owner_id=row.owner_id,
     )
 
 
 def project_to_row(project: Project) -> dict[str, Any]:
     return {
+        "owner_id": project.owner_id,
         "name": project.name,
         "name_key": project.name_key,
         "description": project.description,
@@ -66,6 +70,38 @@ def project_to_entity(row: sa.Row[Any]) -> Project:
         created_at=row.created_at,
         updated_at=row.updated_at,
         version=row.version,
+        owner_id=row.owner_id,
+    )
+
+
+def user_to_entity(row: sa.Row[Any]) -> User:
+    return User(id=row.id, name=row.name, created_at=row.created_at)
+
+
+def token_to_row(token: ApiToken) -> dict[str, Any]:
+    return {
+        "user_id": token.user_id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "secret_hash": token.secret_hash,
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "last_used_at": token.last_used_at,
+        "revoked_at": token.revoked_at,
+    }
+
+
+def token_to_entity(row: sa.Row[Any]) -> ApiToken:
+    return ApiToken(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        prefix=row.prefix,
+        secret_hash=row.secret_hash,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
     )
 
 

@@ -13,17 +13,22 @@ from adapters.sqlalchemy.mapping import (
     raise_for_constraint,
     task_to_entity,
     task_to_row,
+    token_to_entity,
+    token_to_row,
+    user_to_entity,
 )
-from adapters.sqlalchemy.tables import projects, tasks
+from adapters.sqlalchemy.tables import api_tokens, projects, tasks, users
 from application.queries import Page, ProjectQuery, TaskQuery, Window
 from domain.errors import (
     ConcurrentUpdate,
     InvalidValue,
     ProjectHasTasks,
     ProjectNameTaken,
+    UserNameTaken,
 )
 from domain.projects import Project
 from domain.tasks import Task
+from domain.users import ApiToken, User
 from domain.values import search_key
 
 E = TypeVar("E", Task, Project)
@@ -62,16 +67,20 @@ def _order_by(
 
 
 class _SqlAlchemyRepository(Generic[E]):
-    """What both repositories do alike: one row per entity, versioned updates."""
+    """What both repositories do alike: one row per entity, versioned updates,
+    and every statement confined to one owner's rows."""
 
     _table: ClassVar[sa.Table]
     _kind: ClassVar[str]
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, owner_id: int) -> None:
         self._session = session
+        self._owner_id = owner_id
+        self._mine = self._table.c.owner_id == owner_id
 
     async def add(self, entity: E) -> None:
         table = self._table
+        entity.owner_id = self._owner_id
         statement = sa.insert(table).values(self._to_row(entity)).returning(table.c.id)
         try:
             entity.id = (await self._session.execute(statement)).scalar_one()
@@ -79,7 +88,8 @@ class _SqlAlchemyRepository(Generic[E]):
             raise_for_constraint(error, self._constraint_errors(entity))
 
     async def get(self, entity_id: int) -> E | None:
-        statement = sa.select(self._table).where(self._table.c.id == entity_id)
+        table = self._table
+        statement = sa.select(table).where(self._mine, table.c.id == entity_id)
         row = (await self._session.execute(statement)).one_or_none()
         return None if row is None else self._to_entity(row)
 
@@ -88,7 +98,11 @@ class _SqlAlchemyRepository(Generic[E]):
         table = self._table
         statement = (
             sa.update(table)
-            .where(table.c.id == entity.id, table.c.version == expected_version)
+            .where(
+                self._mine,
+                table.c.id == entity.id,
+                table.c.version == expected_version,
+            )
             .values(self._to_row(entity))
         )
         try:
@@ -99,7 +113,9 @@ class _SqlAlchemyRepository(Generic[E]):
             raise ConcurrentUpdate(self._kind, entity.id)
 
     async def remove(self, entity_id: int) -> bool:
-        statement = sa.delete(self._table).where(self._table.c.id == entity_id)
+        statement = sa.delete(self._table).where(
+            self._mine, self._table.c.id == entity_id
+        )
         try:
             result = await self._session.execute(statement)
         except IntegrityError as error:
@@ -114,6 +130,7 @@ class _SqlAlchemyRepository(Generic[E]):
         window: Window,
     ) -> Page[E]:
         table = self._table
+        where = [self._mine, *where]
         order_by = _order_by(sort, table.c.id, descending)
         page = sa.select(table).where(*where).order_by(*order_by)
         rows = (
@@ -165,7 +182,9 @@ class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
         return await self._list(where, sort, query.descending, query.window)
 
     async def count_in_project(self, project_id: int) -> int:
-        count = sa.select(sa.func.count()).where(tasks.c.project_id == project_id)
+        count = sa.select(sa.func.count()).where(
+            self._mine, tasks.c.project_id == project_id
+        )
         return (await self._session.execute(count)).scalar_one()
 
     def _to_row(self, entity: Task) -> dict[str, Any]:
@@ -177,9 +196,7 @@ class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
     def _constraint_errors(self, entity: Task) -> ConstraintErrors:
         # The project was deleted between the use case's check and this statement.
         message = f"Project {entity.project_id} does not exist."
-        return {
-            "fk_tasks_project_id_projects": lambda: InvalidValue("project_id", message)
-        }
+        return {"fk_tasks_project_owner": lambda: InvalidValue("project_id", message)}
 
 
 class SqlAlchemyProjectRepository(_SqlAlchemyRepository[Project]):
@@ -202,8 +219,74 @@ class SqlAlchemyProjectRepository(_SqlAlchemyRepository[Project]):
         return project_to_entity(row)
 
     def _constraint_errors(self, entity: Project) -> ConstraintErrors:
-        return {"uq_projects_name_key": lambda: ProjectNameTaken(entity.name)}
+        return {"uq_projects_owner_id_name_key": lambda: ProjectNameTaken(entity.name)}
 
     def _removal_errors(self, entity_id: int) -> ConstraintErrors:
         # A task was added between the use case's count and this statement.
-        return {"fk_tasks_project_id_projects": lambda: ProjectHasTasks(entity_id)}
+        return {"fk_tasks_project_owner": lambda: ProjectHasTasks(entity_id)}
+
+
+class SqlAlchemyUserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, user: User) -> None:
+        statement = (
+            sa.insert(users)
+            .values(name=user.name, created_at=user.created_at)
+            .returning(users.c.id)
+        )
+        try:
+            user.id = (await self._session.execute(statement)).scalar_one()
+        except IntegrityError as error:
+            raise_for_constraint(
+                error, {"uq_users_name": lambda: UserNameTaken(user.name)}
+            )
+
+    async def get_by_name(self, name: str) -> User | None:
+        statement = sa.select(users).where(users.c.name == name)
+        row = (await self._session.execute(statement)).one_or_none()
+        return None if row is None else user_to_entity(row)
+
+    async def exists(self) -> bool:
+        statement = sa.select(sa.exists().select_from(users))
+        return bool((await self._session.execute(statement)).scalar_one())
+
+
+class SqlAlchemyTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, token: ApiToken) -> None:
+        statement = (
+            sa.insert(api_tokens).values(token_to_row(token)).returning(api_tokens.c.id)
+        )
+        token.id = (await self._session.execute(statement)).scalar_one()
+
+    async def find(self, secret_hash: str) -> ApiToken | None:
+        return await self._one(api_tokens.c.secret_hash == secret_hash)
+
+    async def find_by_prefix(self, prefix: str) -> ApiToken | None:
+        return await self._one(api_tokens.c.prefix == prefix)
+
+    async def list_for(self, user_id: int) -> list[ApiToken]:
+        statement = (
+            sa.select(api_tokens)
+            .where(api_tokens.c.user_id == user_id)
+            .order_by(api_tokens.c.id)
+        )
+        rows = (await self._session.execute(statement)).all()
+        return [token_to_entity(row) for row in rows]
+
+    async def update(self, token: ApiToken) -> None:
+        statement = (
+            sa.update(api_tokens)
+            .where(api_tokens.c.id == token.id)
+            .values(token_to_row(token))
+        )
+        await self._session.execute(statement)
+
+    async def _one(self, condition: sa.ColumnElement[bool]) -> ApiToken | None:
+        statement = sa.select(api_tokens).where(condition)
+        row = (await self._session.execute(statement)).one_or_none()
+        return None if row is None else token_to_entity(row)

@@ -50,10 +50,45 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", Id, sa.Identity(), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("name"),
+    sqlite_autoincrement=True,
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", Id, sa.Identity(), primary_key=True),
+    sa.Column(
+        "user_id", Id, sa.ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False),
+    # SHA-256 of the secret, hex: the secret itself is never stored.
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime()),
+    sa.Column("last_used_at", UTCDateTime()),
+    sa.Column("revoked_at", UTCDateTime()),
+    sa.UniqueConstraint("secret_hash"),
+    sa.UniqueConstraint("prefix"),
+    sa.Index(None, "user_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+# Every index of an owner's data leads with owner_id: every query filters on it.
 projects = sa.Table(
     "projects",
     metadata,
     sa.Column("id", Id, sa.Identity(), primary_key=True),
+    sa.Column(
+        "owner_id", Id, sa.ForeignKey(users.c.id, ondelete="RESTRICT"), nullable=False
+    ),
     sa.Column("name", sa.String(120), nullable=False),
     sa.Column("name_key", Key, nullable=False),
     sa.Column("description", sa.Text()),
@@ -61,10 +96,12 @@ projects = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
-    sa.UniqueConstraint("name_key"),
-    sa.Index(None, "archived"),
-    sa.Index(None, "created_at", "id"),
-    sa.Index(None, "updated_at", "id"),
+    sa.UniqueConstraint("owner_id", "name_key"),
+    # The target of tasks' (project_id, owner_id) foreign key.
+    sa.UniqueConstraint("id", "owner_id"),
+    sa.Index(None, "owner_id", "archived", "id"),
+    sa.Index(None, "owner_id", "created_at", "id"),
+    sa.Index(None, "owner_id", "updated_at", "id"),
     sqlite_autoincrement=True,  # never reuse a deleted project's id
 )
 
@@ -72,6 +109,9 @@ tasks = sa.Table(
     "tasks",
     metadata,
     sa.Column("id", Id, sa.Identity(), primary_key=True),
+    sa.Column(
+        "owner_id", Id, sa.ForeignKey(users.c.id, ondelete="RESTRICT"), nullable=False
+    ),
     sa.Column("title", sa.String(200), nullable=False),
     sa.Column("title_key", Key, nullable=False),
     sa.Column("description", sa.Text()),
@@ -80,17 +120,24 @@ tasks = sa.Table(
     # Priority rank, 1 (low) to 4 (urgent), so sorting by it is sorting by rank.
     sa.Column("priority", sa.SmallInteger(), nullable=False),
     sa.Column("due_date", sa.Date()),
-    sa.Column("project_id", Id, sa.ForeignKey(projects.c.id, ondelete="RESTRICT")),
+    sa.Column("project_id", Id),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.CheckConstraint("priority BETWEEN 1 AND 4", name="priority_rank"),
-    sa.Index(None, "done", "id"),
-    sa.Index(None, "project_id", "id"),
-    sa.Index(None, "priority", "id"),
-    sa.Index(None, "due_date", "id"),
-    sa.Index(None, "title_key", "id"),
-    sa.Index(None, "created_at", "id"),
-    sa.Index(None, "updated_at", "id"),
+    # A task's project must be a project of the same owner, even under races.
+    sa.ForeignKeyConstraint(
+        ["project_id", "owner_id"],
+        [projects.c.id, projects.c.owner_id],
+        name="fk_tasks_project_owner",
+        ondelete="RESTRICT",
+    ),
+    sa.Index(None, "owner_id", "done", "id"),
+    sa.Index(None, "owner_id", "project_id", "id"),
+    sa.Index(None, "owner_id", "priority", "id"),
+    sa.Index(None, "owner_id", "due_date", "id"),
+    sa.Index(None, "owner_id", "title_key", "id"),
+    sa.Index(None, "owner_id", "created_at", "id"),
+    sa.Index(None, "owner_id", "updated_at", "id"),
     sqlite_autoincrement=True,  # never reuse a deleted task's id
 )

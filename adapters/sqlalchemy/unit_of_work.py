@@ -6,10 +6,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from adapters.sqlalchemy.repositories import (
     SqlAlchemyProjectRepository,
     SqlAlchemyTaskRepository,
+    SqlAlchemyTokenRepository,
+    SqlAlchemyUserRepository,
 )
 
 
-class SqlAlchemyUnitOfWork:
+class _SessionUnitOfWork:
     """One AsyncSession, hence one transaction, per unit of work."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
@@ -17,8 +19,7 @@ class SqlAlchemyUnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._session = self._session_factory()
-        self.tasks = SqlAlchemyTaskRepository(self._session)
-        self.projects = SqlAlchemyProjectRepository(self._session)
+        self._start(self._session)
         return self
 
     async def __aexit__(
@@ -32,3 +33,28 @@ class SqlAlchemyUnitOfWork:
 
     async def commit(self) -> None:
         await self._session.commit()
+
+    def _start(self, session: AsyncSession) -> None:
+        raise NotImplementedError
+
+
+class SqlAlchemyUnitOfWork(_SessionUnitOfWork):
+    """Tasks and projects of one owner."""
+
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], owner_id: int
+    ) -> None:
+        super().__init__(session_factory)
+        self.owner_id = owner_id
+
+    def _start(self, session: AsyncSession) -> None:
+        self.tasks = SqlAlchemyTaskRepository(session, self.owner_id)
+        self.projects = SqlAlchemyProjectRepository(session, self.owner_id)
+
+
+class SqlAlchemyIdentityUnitOfWork(_SessionUnitOfWork):
+    """Users and their tokens."""
+
+    def _start(self, session: AsyncSession) -> None:
+        self.users = SqlAlchemyUserRepository(session)
+        self.tokens = SqlAlchemyTokenRepository(session)

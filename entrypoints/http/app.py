@@ -1,24 +1,38 @@
 """The FastAPI application factory."""
 
+import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Final
 
 from fastapi import FastAPI
 
 from entrypoints.container import Container, build_container
 from entrypoints.http import openapi
+from entrypoints.http.auth import LOCAL_USER
 from entrypoints.http.errors import add_error_handlers
 from entrypoints.http.middleware import install_middleware
 from entrypoints.http.routes import projects, tasks
 from entrypoints.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+FIRST_USER: Final = "admin"
 
 
 def create_app(container: Container | None = None) -> FastAPI:
     """Build the app around `container` (by default one wired from the settings)."""
     container = container or build_container()
 
+    settings = Settings.model_validate(container.config())
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.implicit_owner = await _implicit_owner(container, settings)
+        if settings.auth == "required" and settings.first_token_file:
+            await _first_user(container, Path(settings.first_token_file))
         yield
         if container.engine.initialized:
             await container.engine().dispose()
@@ -30,9 +44,43 @@ def create_app(container: Container | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.container = container
-    install_middleware(app, Settings.model_validate(container.config()))
+    install_middleware(app, settings)
     add_error_handlers(app)
     app.include_router(tasks.router)
     app.include_router(projects.router)
     app.openapi = lambda: openapi.polish(FastAPI.openapi(app))  # type: ignore[method-assign]
     return app
+
+
+async def _implicit_owner(container: Container, settings: Settings) -> int | None:
+    """With TASKHUB_AUTH=disabled every request acts as one local user."""
+    if settings.auth == "required":
+        return None
+    logger.warning(
+        "TASKHUB_AUTH=disabled: every request acts as the user %r, unauthenticated. "
+        "For local demos only; never expose this server.",
+        LOCAL_USER,
+    )
+    return await container.identity_service().ensure_user(LOCAL_USER)
+
+
+async def _first_user(container: Container, token_file: Path) -> None:
+    """On a fresh install, make a user and hand its token over in a private file."""
+    issued = await container.identity_service().create_first_user(FIRST_USER)
+    if issued is None:
+        return
+    logger.warning(
+        "Created the user %r; its API token is in %s. Send it as "
+        "'Authorization: Bearer <token>'.",
+        FIRST_USER,
+        _write_private(token_file, issued.secret + "\n"),
+    )
+
+
+def _write_private(path: Path, text: str) -> Path:
+    """Write `text` to a file only its owner may read; return its full path."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # also when the file was there already
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    return path.resolve()

@@ -13,7 +13,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from domain.errors import Conflict, DomainError, InvalidValue, NotFound
+from domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidValue,
+    NotFound,
+    Unauthenticated,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +28,7 @@ _TYPE = "urn:taskhub:problem:"
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 _DOMAIN_STATUS: list[tuple[type[DomainError], int, str, str]] = [
+    (Unauthenticated, 401, "unauthenticated", "Unauthenticated"),
     (NotFound, 404, "not-found", "Not found"),
     (Conflict, 409, "conflict", "Conflict"),
     (InvalidValue, 422, "validation-error", "Validation failed"),
@@ -106,7 +113,11 @@ async def _domain_error(request: Request, exc: Exception) -> ProblemResponse:
                 "type": "invalid_value",
             }
         ]
-    return problem(status, exc.message, kind=kind, title=title, errors=errors)
+    # The same answer for every reason a token fails: no hint which it was.
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem(
+        status, exc.message, kind=kind, title=title, errors=errors, headers=headers
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> ProblemResponse:

@@ -7,6 +7,7 @@ from entrypoints.http.schemas import Problem, ValidationProblem
 
 _DESCRIPTIONS = {
     400: "Malformed JSON",
+    401: "No valid API token",
     404: "Not found",
     409: "Conflict with the current state",
     422: "Validation failed",
@@ -14,13 +15,16 @@ _DESCRIPTIONS = {
 
 
 def route_responses(*statuses: int, created: bool = False) -> dict[int | str, Any]:
-    """The problem details a route can answer with, and a 201's Location header."""
+    """The problem details a route can answer with, and a 201's Location header.
+
+    Every route needs a token, so every route may answer 401.
+    """
     responses: dict[int | str, Any] = {
         status: {
             "model": ValidationProblem if status == 422 else Problem,
             "description": _DESCRIPTIONS[status],
         }
-        for status in statuses
+        for status in sorted({401, *statuses})
     }
     if created:
         responses[201] = {

@@ -1,8 +1,8 @@
 import pytest
 
-from application.services import UnitOfWorkFactory
 from entrypoints.container import Container
 from tests.conftest import BACKENDS, url_for
+from tests.contract.support import NewUnitOfWork
 
 
 @pytest.fixture(params=BACKENDS)
@@ -12,6 +12,6 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def new_uow(container: Container) -> UnitOfWorkFactory:
+def new_uow(container: Container, owner_id: int) -> NewUnitOfWork:
     """A fresh unit of work per call, from the real container for this backend."""
-    return container.unit_of_work
+    return lambda: container.unit_of_work(owner_id=owner_id)

@@ -4,13 +4,18 @@ Reading back in a new unit of work is the point: what a test then sees is what
 the adapter stored, not an object it still holds.
 """
 
+from collections.abc import Callable
+
+from application.ports import UnitOfWork
 from application.queries import Page, ProjectQuery, TaskQuery
-from application.services import UnitOfWorkFactory
 from domain.projects import Project
 from domain.tasks import Task
 
+# One owner's units of work: the contract suites run as that owner throughout.
+NewUnitOfWork = Callable[[], UnitOfWork]
 
-async def save(new_uow: UnitOfWorkFactory, *entities: Task | Project) -> None:
+
+async def save(new_uow: NewUnitOfWork, *entities: Task | Project) -> None:
     """Add the entities, in order, in one committed unit of work."""
     async with new_uow() as uow:
         for entity in entities:
@@ -21,24 +26,22 @@ async def save(new_uow: UnitOfWorkFactory, *entities: Task | Project) -> None:
         await uow.commit()
 
 
-async def get_task(new_uow: UnitOfWorkFactory, task_id: int) -> Task | None:
+async def get_task(new_uow: NewUnitOfWork, task_id: int) -> Task | None:
     async with new_uow() as uow:
         return await uow.tasks.get(task_id)
 
 
-async def get_project(new_uow: UnitOfWorkFactory, project_id: int) -> Project | None:
+async def get_project(new_uow: NewUnitOfWork, project_id: int) -> Project | None:
     async with new_uow() as uow:
         return await uow.projects.get(project_id)
 
 
-async def list_tasks(new_uow: UnitOfWorkFactory, query: TaskQuery) -> Page[Task]:
+async def list_tasks(new_uow: NewUnitOfWork, query: TaskQuery) -> Page[Task]:
     async with new_uow() as uow:
         return await uow.tasks.list(query)
 
 
-async def list_projects(
-    new_uow: UnitOfWorkFactory, query: ProjectQuery
-) -> Page[Project]:
+async def list_projects(new_uow: NewUnitOfWork, query: ProjectQuery) -> Page[Project]:
     async with new_uow() as uow:
         return await uow.projects.list(query)
 

@@ -12,12 +12,11 @@ from application.queries import (
     ProjectSortField,
     Window,
 )
-from application.services import UnitOfWorkFactory
 from domain.errors import ConcurrentUpdate, ProjectHasTasks, ProjectNameTaken
 from domain.projects import NAME_MAX, Project, ProjectChanges
 from domain.tasks import Task
 from domain.values import DESCRIPTION_MAX
-from tests.contract.support import get_project, ids, list_projects, save
+from tests.contract.support import NewUnitOfWork, get_project, ids, list_projects, save
 from tests.fakes import TickingClock
 
 EVERYTHING = Window(limit=1000)
@@ -27,7 +26,7 @@ EVERYTHING = Window(limit=1000)
 
 
 async def test_adding_a_project_gives_it_an_id(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     first = Project.create("First", None, clock.now())
     second = Project.create("Second", None, clock.now())
@@ -41,7 +40,7 @@ async def test_adding_a_project_gives_it_an_id(
 
 
 async def test_a_stored_project_reads_back_equal_in_every_field(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     created = clock.now() + timedelta(microseconds=11)
     archived = clock.now() + timedelta(microseconds=999_999)
@@ -64,7 +63,7 @@ async def test_a_stored_project_reads_back_equal_in_every_field(
 
 
 async def test_a_project_without_a_description_reads_back_with_none(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Bare", None, clock.now())
     await save(new_uow, project)
@@ -80,7 +79,7 @@ async def test_a_project_without_a_description_reads_back_with_none(
 
 
 async def test_the_longest_texts_the_domain_allows_read_back_unchanged(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     # Characters, not bytes: each of these is four bytes in UTF-8.
     project = Project.create("💡" * NAME_MAX, "🚀" * DESCRIPTION_MAX, clock.now())
@@ -91,7 +90,7 @@ async def test_the_longest_texts_the_domain_allows_read_back_unchanged(
 
 
 async def test_getting_an_unknown_project_gives_none(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     assert await get_project(new_uow, 1) is None
     project = Project.create("Exists", None, clock.now())
@@ -102,7 +101,7 @@ async def test_getting_an_unknown_project_gives_none(
 
 
 async def test_removing_a_project_returns_true_then_false(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Doomed", None, clock.now())
     await save(new_uow, project)
@@ -119,7 +118,7 @@ async def test_removing_a_project_returns_true_then_false(
 
 
 async def test_a_removed_projects_id_is_never_given_to_a_new_project(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     first = Project.create("First", None, clock.now())
     second = Project.create("Second", None, clock.now())
@@ -138,7 +137,7 @@ async def test_a_removed_projects_id_is_never_given_to_a_new_project(
 
 
 async def test_a_removed_projects_name_is_free_again(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     old = Project.create("Recycled", None, clock.now())
     await save(new_uow, old)
@@ -155,7 +154,7 @@ async def test_a_removed_projects_name_is_free_again(
 
 
 async def test_removing_a_project_that_still_has_tasks_raises_and_keeps_it(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Busy", None, clock.now())
     await save(new_uow, project)
@@ -173,7 +172,7 @@ async def test_removing_a_project_that_still_has_tasks_raises_and_keeps_it(
 
 
 async def test_a_project_with_a_task_added_in_the_same_unit_of_work_cannot_be_removed(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Busy", None, clock.now())
     await save(new_uow, project)
@@ -188,7 +187,7 @@ async def test_a_project_with_a_task_added_in_the_same_unit_of_work_cannot_be_re
 
 
 async def test_a_project_whose_tasks_are_gone_can_be_removed(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Emptied", None, clock.now())
     await save(new_uow, project)
@@ -209,7 +208,7 @@ async def test_a_project_whose_tasks_are_gone_can_be_removed(
 
 
 async def test_an_update_with_the_expected_version_is_stored(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Before", "old", clock.now())
     await save(new_uow, project)
@@ -232,7 +231,7 @@ async def test_an_update_with_the_expected_version_is_stored(
 
 
 async def test_an_update_with_a_stale_version_raises_and_changes_nothing(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Contested", None, clock.now())
     await save(new_uow, project)
@@ -253,7 +252,7 @@ async def test_an_update_with_a_stale_version_raises_and_changes_nothing(
 
 
 async def test_updating_a_removed_project_raises_concurrent_update(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Gone", None, clock.now())
     await save(new_uow, project)
@@ -271,7 +270,7 @@ async def test_updating_a_removed_project_raises_concurrent_update(
 
 
 async def test_the_stored_project_version_round_trips_through_updates(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Busy", None, clock.now())
     await save(new_uow, project)
@@ -302,7 +301,7 @@ async def test_the_stored_project_version_round_trips_through_updates(
     ],
 )
 async def test_adding_a_project_whose_name_differs_only_in_case_raises(
-    new_uow: UnitOfWorkFactory, clock: TickingClock, existing: str, clash: str
+    new_uow: NewUnitOfWork, clock: TickingClock, existing: str, clash: str
 ) -> None:
     first = Project.create(existing, None, clock.now())
     await save(new_uow, first)
@@ -318,7 +317,7 @@ async def test_adding_a_project_whose_name_differs_only_in_case_raises(
 
 
 async def test_two_new_projects_in_one_unit_of_work_may_not_share_a_name(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     async with new_uow() as uow:
         await uow.projects.add(Project.create("Twin", None, clock.now()))
@@ -327,7 +326,7 @@ async def test_two_new_projects_in_one_unit_of_work_may_not_share_a_name(
 
 
 async def test_renaming_a_project_to_anothers_name_in_any_case_raises(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     taken = Project.create("Roadmap", None, clock.now())
     other = Project.create("Backlog", None, clock.now())
@@ -345,7 +344,7 @@ async def test_renaming_a_project_to_anothers_name_in_any_case_raises(
 
 @pytest.mark.parametrize("new_name", ["Roadmap", "ROADMAP", "roadmap"])
 async def test_a_project_keeps_its_own_name_in_any_case_on_update(
-    new_uow: UnitOfWorkFactory, clock: TickingClock, new_name: str
+    new_uow: NewUnitOfWork, clock: TickingClock, new_name: str
 ) -> None:
     project = Project.create("Roadmap", None, clock.now())
     await save(new_uow, project, Project.create("Other", None, clock.now()))
@@ -379,7 +378,7 @@ NAMES = [
 
 
 @pytest.fixture
-async def filterable_projects(new_uow: UnitOfWorkFactory, clock: TickingClock) -> None:
+async def filterable_projects(new_uow: NewUnitOfWork, clock: TickingClock) -> None:
     projects = []
     for name, archived in NAMES:
         project = Project.create(name, None, clock.now())
@@ -425,7 +424,7 @@ PROJECT_FILTERS: list[tuple[dict[str, Any], set[str]]] = [
 
 @pytest.mark.parametrize(("filters", "expected"), PROJECT_FILTERS)
 async def test_the_listing_holds_exactly_the_projects_matching_every_filter(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
     filterable_projects: None,
     filters: dict[str, Any],
     expected: set[str],
@@ -458,7 +457,7 @@ def expected_ids(
 
 @pytest.fixture
 async def sortable_projects(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> list[Project]:
     """Five projects with tied timestamps, each field ordering them differently."""
     created = [clock.now() for _ in range(3)]
@@ -482,7 +481,7 @@ async def sortable_projects(
 @pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
 @pytest.mark.parametrize("field", PROJECT_SORT_FIELDS)
 async def test_projects_sort_by_every_field_with_ties_broken_by_id_the_same_way(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
     sortable_projects: list[Project],
     field: ProjectSortField,
     descending: bool,
@@ -496,7 +495,7 @@ async def test_projects_sort_by_every_field_with_ties_broken_by_id_the_same_way(
 
 @pytest.mark.parametrize("field", PROJECT_SORT_FIELDS)
 async def test_descending_project_order_is_the_exact_reverse_of_ascending(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
     sortable_projects: list[Project],
     field: ProjectSortField,
 ) -> None:
@@ -512,7 +511,7 @@ async def test_descending_project_order_is_the_exact_reverse_of_ascending(
 
 
 async def test_names_sort_case_insensitively(
-    new_uow: UnitOfWorkFactory, sortable_projects: list[Project]
+    new_uow: NewUnitOfWork, sortable_projects: list[Project]
 ) -> None:
     page = await list_projects(
         new_uow, ProjectQuery(sort="name", descending=False, window=EVERYTHING)
@@ -529,7 +528,7 @@ async def test_names_sort_case_insensitively(
 
 @pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
 async def test_names_sort_by_their_casefolded_text_alike_on_every_backend(
-    new_uow: UnitOfWorkFactory, clock: TickingClock, descending: bool
+    new_uow: NewUnitOfWork, clock: TickingClock, descending: bool
 ) -> None:
     # Spaces, punctuation and accents: a database's linguistic collation would
     # order these differently from the in-memory adapter.
@@ -551,7 +550,7 @@ async def test_names_sort_by_their_casefolded_text_alike_on_every_backend(
 @pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
 @pytest.mark.parametrize("field", PROJECT_SORT_FIELDS)
 async def test_project_pages_cover_the_whole_ordering_without_overlap_or_gaps(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
     sortable_projects: list[Project],
     field: ProjectSortField,
     descending: bool,
@@ -584,7 +583,7 @@ async def test_project_pages_cover_the_whole_ordering_without_overlap_or_gaps(
     ],
 )
 async def test_the_project_total_counts_every_match_whatever_the_window(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
     sortable_projects: list[Project],
     limit: int,
     offset: int,
@@ -610,7 +609,7 @@ async def test_the_project_total_counts_every_match_whatever_the_window(
     ],
 )
 async def test_the_project_total_counts_only_the_matching_projects(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
     filterable_projects: None,
     limit: int,
     offset: int,
@@ -626,7 +625,7 @@ async def test_the_project_total_counts_only_the_matching_projects(
 
 
 async def test_an_empty_repository_lists_no_projects_and_counts_zero(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
 ) -> None:
     page = await list_projects(new_uow, ProjectQuery())
 

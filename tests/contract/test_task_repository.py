@@ -7,12 +7,11 @@ from typing import Any
 import pytest
 
 from application.queries import TASK_SORT_FIELDS, TaskQuery, TaskSortField, Window
-from application.services import UnitOfWorkFactory
 from domain.errors import ConcurrentUpdate, InvalidValue
 from domain.projects import Project
 from domain.tasks import TITLE_MAX, Task, TaskChanges
 from domain.values import DESCRIPTION_MAX, Priority
-from tests.contract.support import get_task, ids, list_tasks, save
+from tests.contract.support import NewUnitOfWork, get_task, ids, list_tasks, save
 from tests.fakes import TickingClock
 
 EVERYTHING = Window(limit=1000)
@@ -22,7 +21,7 @@ EVERYTHING = Window(limit=1000)
 
 
 async def test_adding_a_task_gives_it_an_id(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     first = Task.create("First", clock.now())
     second = Task.create("Second", clock.now())
@@ -36,7 +35,7 @@ async def test_adding_a_task_gives_it_an_id(
 
 
 async def test_a_stored_task_reads_back_equal_in_every_field(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Household", None, clock.now())
     await save(new_uow, project)
@@ -70,7 +69,7 @@ async def test_a_stored_task_reads_back_equal_in_every_field(
 
 
 async def test_a_task_with_only_a_title_reads_back_with_its_none_fields(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     task = Task.create("Bare", clock.now())
     await save(new_uow, task)
@@ -106,7 +105,7 @@ async def test_a_task_with_only_a_title_reads_back_with_its_none_fields(
     ],
 )
 async def test_extreme_dates_and_times_read_back_unchanged(
-    new_uow: UnitOfWorkFactory, moment: datetime, due: date
+    new_uow: NewUnitOfWork, moment: datetime, due: date
 ) -> None:
     task = Task.create("Timeless", moment, due_date=due)
     task.complete(moment)
@@ -122,7 +121,7 @@ async def test_extreme_dates_and_times_read_back_unchanged(
 
 
 async def test_the_longest_texts_the_domain_allows_read_back_unchanged(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     # Characters, not bytes: each of these is four bytes in UTF-8.
     task = Task.create(
@@ -138,7 +137,7 @@ async def test_the_longest_texts_the_domain_allows_read_back_unchanged(
 
 @pytest.mark.parametrize("priority", list(Priority))
 async def test_every_priority_reads_back_as_itself(
-    new_uow: UnitOfWorkFactory, clock: TickingClock, priority: Priority
+    new_uow: NewUnitOfWork, clock: TickingClock, priority: Priority
 ) -> None:
     task = Task.create("Prioritised", clock.now(), priority=priority)
     await save(new_uow, task)
@@ -151,7 +150,7 @@ async def test_every_priority_reads_back_as_itself(
 
 
 async def test_getting_an_unknown_id_gives_none(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     assert await get_task(new_uow, 1) is None
     task = Task.create("Exists", clock.now())
@@ -162,7 +161,7 @@ async def test_getting_an_unknown_id_gives_none(
 
 
 async def test_changing_a_fetched_task_without_update_stores_nothing(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     task = Task.create("Original", clock.now())
     await save(new_uow, task)
@@ -178,7 +177,7 @@ async def test_changing_a_fetched_task_without_update_stores_nothing(
 
 
 async def test_changing_a_listed_task_without_update_stores_nothing(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     task = Task.create("Original", clock.now())
     await save(new_uow, task)
@@ -193,7 +192,7 @@ async def test_changing_a_listed_task_without_update_stores_nothing(
 
 
 async def test_removing_a_task_returns_true_then_false(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     task = Task.create("Doomed", clock.now())
     await save(new_uow, task)
@@ -210,7 +209,7 @@ async def test_removing_a_task_returns_true_then_false(
 
 
 async def test_removing_an_unknown_task_returns_false_and_removes_nothing(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     task = Task.create("Bystander", clock.now())
     await save(new_uow, task)
@@ -224,7 +223,7 @@ async def test_removing_an_unknown_task_returns_false_and_removes_nothing(
 
 
 async def test_a_removed_tasks_id_is_never_given_to_a_new_task(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     first = Task.create("First", clock.now())
     second = Task.create("Second", clock.now())
@@ -247,7 +246,7 @@ async def test_a_removed_tasks_id_is_never_given_to_a_new_task(
 
 
 async def test_an_update_with_the_expected_version_is_stored(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     home, work = (Project.create(n, None, clock.now()) for n in ("Home", "Work"))
     await save(new_uow, home, work)
@@ -287,7 +286,7 @@ async def test_an_update_with_the_expected_version_is_stored(
 
 
 async def test_an_update_can_clear_a_tasks_project(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Home", None, clock.now())
     await save(new_uow, project)
@@ -306,7 +305,7 @@ async def test_an_update_can_clear_a_tasks_project(
 
 
 async def test_an_update_with_a_stale_version_raises_and_changes_nothing(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     task = Task.create("Contested", clock.now())
     await save(new_uow, task)
@@ -327,7 +326,7 @@ async def test_an_update_with_a_stale_version_raises_and_changes_nothing(
 
 
 async def test_an_update_expecting_a_newer_version_than_stored_raises(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     task = Task.create("Contested", clock.now())
     await save(new_uow, task)
@@ -344,7 +343,7 @@ async def test_an_update_expecting_a_newer_version_than_stored_raises(
 
 
 async def test_updating_a_removed_task_raises_concurrent_update(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     task = Task.create("Gone", clock.now())
     await save(new_uow, task)
@@ -362,7 +361,7 @@ async def test_updating_a_removed_task_raises_concurrent_update(
 
 
 async def test_the_stored_version_round_trips_through_updates(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     task = Task.create("Busy", clock.now())
     await save(new_uow, task)
@@ -384,7 +383,7 @@ async def test_the_stored_version_round_trips_through_updates(
 
 
 @pytest.fixture
-async def filterable(new_uow: UnitOfWorkFactory, clock: TickingClock) -> dict[str, Any]:
+async def filterable(new_uow: NewUnitOfWork, clock: TickingClock) -> dict[str, Any]:
     """Six tasks across two projects and none; returns projects by name."""
     home, work = (Project.create(n, None, clock.now()) for n in ("Home", "Work"))
     await save(new_uow, home, work)
@@ -466,7 +465,7 @@ FILTERS: list[tuple[dict[str, Any], set[str]]] = [
 
 @pytest.mark.parametrize(("filters", "expected"), FILTERS)
 async def test_the_listing_holds_exactly_the_tasks_matching_every_filter(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
     filterable: dict[str, int],
     filters: dict[str, Any],
     expected: set[str],
@@ -483,7 +482,7 @@ async def test_the_listing_holds_exactly_the_tasks_matching_every_filter(
 
 
 async def test_filtering_by_a_project_without_tasks_finds_nothing(
-    new_uow: UnitOfWorkFactory, clock: TickingClock, filterable: dict[str, int]
+    new_uow: NewUnitOfWork, clock: TickingClock, filterable: dict[str, int]
 ) -> None:
     empty = Project.create("Empty", None, clock.now())
     await save(new_uow, empty)
@@ -530,7 +529,7 @@ SEARCHES = [
 
 @pytest.mark.parametrize(("q", "expected"), SEARCHES)
 async def test_q_matches_a_case_insensitive_literal_substring_of_the_title(
-    new_uow: UnitOfWorkFactory, clock: TickingClock, q: str, expected: set[str]
+    new_uow: NewUnitOfWork, clock: TickingClock, q: str, expected: set[str]
 ) -> None:
     await save(new_uow, *(Task.create(title, clock.now()) for title in TITLES))
 
@@ -567,7 +566,7 @@ def expected_ids(
 
 
 @pytest.fixture
-async def sortable(new_uow: UnitOfWorkFactory, clock: TickingClock) -> list[Task]:
+async def sortable(new_uow: NewUnitOfWork, clock: TickingClock) -> list[Task]:
     """Six tasks with ties in every sort field, each field ordering them differently."""
     created = [clock.now() for _ in range(4)]
     updated = [clock.now() for _ in range(5)]
@@ -592,7 +591,7 @@ async def sortable(new_uow: UnitOfWorkFactory, clock: TickingClock) -> list[Task
 @pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
 @pytest.mark.parametrize("field", TASK_SORT_FIELDS)
 async def test_tasks_sort_by_every_field_with_ties_broken_by_id_the_same_way(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
     sortable: list[Task],
     field: TaskSortField,
     descending: bool,
@@ -606,7 +605,7 @@ async def test_tasks_sort_by_every_field_with_ties_broken_by_id_the_same_way(
 
 @pytest.mark.parametrize("field", TASK_SORT_FIELDS)
 async def test_descending_order_is_the_exact_reverse_of_ascending(
-    new_uow: UnitOfWorkFactory, sortable: list[Task], field: TaskSortField
+    new_uow: NewUnitOfWork, sortable: list[Task], field: TaskSortField
 ) -> None:
     up = await list_tasks(
         new_uow, TaskQuery(sort=field, descending=False, window=EVERYTHING)
@@ -620,7 +619,7 @@ async def test_descending_order_is_the_exact_reverse_of_ascending(
 
 
 async def test_priority_sorts_by_rank_from_low_to_urgent(
-    new_uow: UnitOfWorkFactory, sortable: list[Task]
+    new_uow: NewUnitOfWork, sortable: list[Task]
 ) -> None:
     page = await list_tasks(
         new_uow, TaskQuery(sort="priority", descending=False, window=EVERYTHING)
@@ -637,7 +636,7 @@ async def test_priority_sorts_by_rank_from_low_to_urgent(
 
 
 async def test_tasks_without_a_due_date_sort_last_ascending_and_first_descending(
-    new_uow: UnitOfWorkFactory, sortable: list[Task]
+    new_uow: NewUnitOfWork, sortable: list[Task]
 ) -> None:
     dated = [date(2026, 2, 28), date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 2)]
 
@@ -653,7 +652,7 @@ async def test_tasks_without_a_due_date_sort_last_ascending_and_first_descending
 
 
 async def test_titles_sort_case_insensitively(
-    new_uow: UnitOfWorkFactory, sortable: list[Task]
+    new_uow: NewUnitOfWork, sortable: list[Task]
 ) -> None:
     page = await list_tasks(
         new_uow, TaskQuery(sort="title", descending=False, window=EVERYTHING)
@@ -671,7 +670,7 @@ async def test_titles_sort_case_insensitively(
 
 @pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
 async def test_titles_sort_by_their_casefolded_text_alike_on_every_backend(
-    new_uow: UnitOfWorkFactory, clock: TickingClock, descending: bool
+    new_uow: NewUnitOfWork, clock: TickingClock, descending: bool
 ) -> None:
     # Spaces, punctuation and accents: a database's linguistic collation would
     # order these differently from the in-memory adapter.
@@ -690,7 +689,7 @@ async def test_titles_sort_by_their_casefolded_text_alike_on_every_backend(
 
 
 async def test_the_default_listing_puts_the_newest_created_first(
-    new_uow: UnitOfWorkFactory, sortable: list[Task]
+    new_uow: NewUnitOfWork, sortable: list[Task]
 ) -> None:
     page = await list_tasks(new_uow, TaskQuery())
 
@@ -703,7 +702,7 @@ async def test_the_default_listing_puts_the_newest_created_first(
 @pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
 @pytest.mark.parametrize("field", TASK_SORT_FIELDS)
 async def test_pages_cover_the_whole_ordering_without_overlap_or_gaps(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
     sortable: list[Task],
     field: TaskSortField,
     descending: bool,
@@ -738,7 +737,7 @@ async def test_pages_cover_the_whole_ordering_without_overlap_or_gaps(
     ],
 )
 async def test_the_total_counts_every_match_whatever_the_window(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
     sortable: list[Task],
     limit: int,
     offset: int,
@@ -764,7 +763,7 @@ async def test_the_total_counts_every_match_whatever_the_window(
     ],
 )
 async def test_the_total_counts_only_the_matching_tasks(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
     sortable: list[Task],
     limit: int,
     offset: int,
@@ -780,7 +779,7 @@ async def test_the_total_counts_only_the_matching_tasks(
 
 
 async def test_an_empty_repository_lists_nothing_and_counts_zero(
-    new_uow: UnitOfWorkFactory,
+    new_uow: NewUnitOfWork,
 ) -> None:
     page = await list_tasks(new_uow, TaskQuery())
 
@@ -791,7 +790,7 @@ async def test_an_empty_repository_lists_nothing_and_counts_zero(
 
 
 async def test_count_in_project_counts_the_projects_tasks_done_or_not(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     busy, idle = (Project.create(n, None, clock.now()) for n in ("Busy", "Idle"))
     await save(new_uow, busy, idle)
@@ -813,7 +812,7 @@ async def test_count_in_project_counts_the_projects_tasks_done_or_not(
 
 
 async def test_count_in_project_follows_removals_and_moves(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     first, second = (Project.create(n, None, clock.now()) for n in ("One", "Two"))
     await save(new_uow, first, second)
@@ -840,7 +839,7 @@ async def test_count_in_project_follows_removals_and_moves(
 
 
 async def test_a_task_naming_a_missing_project_is_rejected_on_add_and_update(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     orphan = Task.create("Orphan", clock.now(), project_id=999)
     with pytest.raises(InvalidValue) as error:

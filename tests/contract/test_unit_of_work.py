@@ -3,11 +3,11 @@
 import pytest
 
 from application.queries import ProjectQuery, TaskQuery
-from application.services import UnitOfWorkFactory
 from domain.errors import ConcurrentUpdate, ProjectHasTasks, ProjectNameTaken
 from domain.projects import Project, ProjectChanges
 from domain.tasks import Task, TaskChanges
 from tests.contract.support import (
+    NewUnitOfWork,
     get_project,
     get_task,
     list_projects,
@@ -21,14 +21,14 @@ class Boom(Exception):
     pass
 
 
-async def test_a_unit_of_work_enters_as_itself(new_uow: UnitOfWorkFactory) -> None:
+async def test_a_unit_of_work_enters_as_itself(new_uow: NewUnitOfWork) -> None:
     uow = new_uow()
     async with uow as entered:
         assert entered is uow
 
 
 async def test_adds_left_without_commit_are_invisible_to_the_next_unit_of_work(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Uncommitted", None, clock.now())
     task = Task.create("Uncommitted", clock.now())
@@ -50,7 +50,7 @@ async def test_adds_left_without_commit_are_invisible_to_the_next_unit_of_work(
 
 
 async def test_updates_left_without_commit_are_invisible_to_the_next_unit_of_work(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Original", None, clock.now())
     task = Task.create("Original", clock.now())
@@ -71,7 +71,7 @@ async def test_updates_left_without_commit_are_invisible_to_the_next_unit_of_wor
 
 
 async def test_removals_left_without_commit_are_invisible_to_the_next_unit_of_work(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Kept", None, clock.now())
     task = Task.create("Kept", clock.now())
@@ -88,7 +88,7 @@ async def test_removals_left_without_commit_are_invisible_to_the_next_unit_of_wo
 
 
 async def test_committed_adds_updates_and_removals_are_visible_to_the_next_one(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     updated = Task.create("To update", clock.now())
     removed = Task.create("To remove", clock.now())
@@ -118,7 +118,7 @@ async def test_committed_adds_updates_and_removals_are_visible_to_the_next_one(
 
 
 async def test_changes_after_a_commit_roll_back_without_another_commit(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     kept = Task.create("Kept", clock.now())
     dropped = Task.create("Dropped", clock.now())
@@ -137,7 +137,7 @@ async def test_changes_after_a_commit_roll_back_without_another_commit(
 
 
 async def test_an_exception_inside_the_block_rolls_back_and_propagates(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     existing = Task.create("Existing", clock.now())
     await save(new_uow, existing)
@@ -160,7 +160,7 @@ async def test_an_exception_inside_the_block_rolls_back_and_propagates(
 
 
 async def test_work_committed_before_an_exception_stays_committed(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     committed = Task.create("Committed", clock.now())
     after = Task.create("After", clock.now())
@@ -182,7 +182,7 @@ async def test_work_committed_before_an_exception_stays_committed(
 
 
 async def test_a_unit_of_work_left_without_any_change_changes_nothing(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     task = Task.create("Untouched", clock.now())
     await save(new_uow, task)
@@ -200,7 +200,7 @@ async def test_a_unit_of_work_left_without_any_change_changes_nothing(
 
 
 async def test_a_name_clash_propagates_unchanged_and_rolls_the_unit_of_work_back(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     taken = Project.create("Taken", None, clock.now())
     await save(new_uow, taken)
@@ -222,7 +222,7 @@ async def test_a_name_clash_propagates_unchanged_and_rolls_the_unit_of_work_back
 
 
 async def test_a_caught_name_clash_leaves_the_unit_of_work_able_to_roll_back(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     taken = Project.create("Taken", None, clock.now())
     await save(new_uow, taken)
@@ -244,7 +244,7 @@ async def test_a_caught_name_clash_leaves_the_unit_of_work_able_to_roll_back(
 
 
 async def test_the_next_unit_of_work_works_normally_after_a_domain_error(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     taken = Project.create("Taken", None, clock.now())
     await save(new_uow, taken)
@@ -260,7 +260,7 @@ async def test_the_next_unit_of_work_works_normally_after_a_domain_error(
 
 
 async def test_a_refused_project_removal_leaves_the_unit_of_work_able_to_roll_back(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     project = Project.create("Busy", None, clock.now())
     await save(new_uow, project)
@@ -286,7 +286,7 @@ async def test_a_refused_project_removal_leaves_the_unit_of_work_able_to_roll_ba
 
 
 async def test_a_concurrent_update_leaves_the_unit_of_work_able_to_roll_back(
-    new_uow: UnitOfWorkFactory, clock: TickingClock
+    new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     task = Task.create("Contested", clock.now())
     await save(new_uow, task)

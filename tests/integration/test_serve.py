@@ -37,8 +37,17 @@ def server_database_url(
 
 
 @pytest.fixture
-def server(server_database_url: str) -> Iterator[str]:
-    env = {**os.environ, "TASKHUB_DATABASE_URL": server_database_url}
+def token_file(tmp_path: Path) -> Path:
+    return tmp_path / "token"
+
+
+@pytest.fixture
+def server(server_database_url: str, token_file: Path) -> Iterator[str]:
+    env = {
+        **os.environ,
+        "TASKHUB_DATABASE_URL": server_database_url,
+        "TASKHUB_FIRST_TOKEN_FILE": str(token_file),
+    }
     subprocess.run([TASKHUB, "db", "upgrade"], env=env, check=True, timeout=60)
     port = _free_port()
     process = subprocess.Popen(
@@ -66,8 +75,22 @@ def server(server_database_url: str) -> Iterator[str]:
         process.stderr.close()
 
 
-def test_the_served_api_creates_lists_and_deletes(server: str) -> None:
-    with httpx.Client(base_url=server) as http:
+def test_a_fresh_server_hands_out_a_working_token_in_a_private_file(
+    server: str, token_file: Path
+) -> None:
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    assert token.startswith("taskhub_")
+    assert httpx.get(f"{server}/tasks").status_code == 401
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{server}/tasks", headers=headers).status_code == 200
+
+
+def test_the_served_api_creates_lists_and_deletes(
+    server: str, token_file: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+    with httpx.Client(base_url=server, headers=headers) as http:
         project = http.post("/projects", json={"name": "Served"})
         assert project.status_code == 201
         task = http.post(

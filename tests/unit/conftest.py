@@ -17,9 +17,9 @@ def store() -> InMemoryStore:
 
 @pytest.fixture
 def tasks(store: InMemoryStore, clock: FrozenClock) -> TaskService:
-    return TaskService(lambda: InMemoryUnitOfWork(store), clock)
+    return TaskService(lambda owner_id: InMemoryUnitOfWork(store, owner_id), clock)
 
 
 @pytest.fixture
 def projects(store: InMemoryStore, clock: FrozenClock) -> ProjectService:
-    return ProjectService(lambda: InMemoryUnitOfWork(store), clock)
+    return ProjectService(lambda owner_id: InMemoryUnitOfWork(store, owner_id), clock)

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from application.services import ProjectService
 from entrypoints.container import Container
+from entrypoints.http.auth import OwnerId
 from entrypoints.http.openapi import route_responses
 from entrypoints.http.schemas import (
     INT64_MAX,
@@ -33,10 +34,10 @@ ProjectId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The project's i
 )
 @inject
 async def create_project(
-    body: ProjectCreate, response: Response, projects: ProjectServiceDep
+    body: ProjectCreate, response: Response, projects: ProjectServiceDep, owner: OwnerId
 ) -> ProjectRead:
     """Create a project; its name must be unique, ignoring case."""
-    project = await projects.create(body.name, body.description)
+    project = await projects.create(owner, body.name, body.description)
     response.headers["Location"] = f"/projects/{project.id}"
     return ProjectRead.of(project)
 
@@ -44,10 +45,12 @@ async def create_project(
 @router.get("", response_model=Page[ProjectRead], responses=route_responses(422))
 @inject
 async def list_projects(
-    filters: Annotated[ProjectFilters, Query()], projects: ProjectServiceDep
+    filters: Annotated[ProjectFilters, Query()],
+    projects: ProjectServiceDep,
+    owner: OwnerId,
 ) -> Page[ProjectRead]:
     """List projects, filtered, sorted and paginated."""
-    return filters.page(await projects.list(filters.query()), ProjectRead.of)
+    return filters.page(await projects.list(owner, filters.query()), ProjectRead.of)
 
 
 @router.get(
@@ -55,10 +58,10 @@ async def list_projects(
 )
 @inject
 async def get_project(
-    project_id: ProjectId, projects: ProjectServiceDep
+    project_id: ProjectId, projects: ProjectServiceDep, owner: OwnerId
 ) -> ProjectRead:
     """Get one project."""
-    return ProjectRead.of(await projects.get(project_id))
+    return ProjectRead.of(await projects.get(owner, project_id))
 
 
 @router.patch(
@@ -68,10 +71,13 @@ async def get_project(
 )
 @inject
 async def update_project(
-    project_id: ProjectId, body: ProjectUpdate, projects: ProjectServiceDep
+    project_id: ProjectId,
+    body: ProjectUpdate,
+    projects: ProjectServiceDep,
+    owner: OwnerId,
 ) -> ProjectRead:
     """Rename, describe, archive or unarchive a project."""
-    return ProjectRead.of(await projects.update(project_id, body.to_changes()))
+    return ProjectRead.of(await projects.update(owner, project_id, body.to_changes()))
 
 
 @router.delete(
@@ -81,9 +87,11 @@ async def update_project(
     responses=route_responses(404, 409, 422),
 )
 @inject
-async def delete_project(project_id: ProjectId, projects: ProjectServiceDep) -> None:
+async def delete_project(
+    project_id: ProjectId, projects: ProjectServiceDep, owner: OwnerId
+) -> None:
     """Delete a project that has no tasks."""
-    await projects.delete(project_id)
+    await projects.delete(owner, project_id)
 
 
 @router.get(
@@ -96,7 +104,8 @@ async def list_project_tasks(
     project_id: ProjectId,
     filters: Annotated[ProjectTaskFilters, Query()],
     projects: ProjectServiceDep,
+    owner: OwnerId,
 ) -> Page[TaskRead]:
     """List a project's tasks, with the same filters as /tasks."""
-    page = await projects.list_tasks(project_id, filters.query())
+    page = await projects.list_tasks(owner, project_id, filters.query())
     return filters.page(page, TaskRead.of)

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from application.services import CreateTask, TaskService
 from entrypoints.container import Container
+from entrypoints.http.auth import OwnerId
 from entrypoints.http.openapi import route_responses
 from entrypoints.http.schemas import (
     INT64_MAX,
@@ -29,10 +30,10 @@ TaskId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The task's id.")]
 )
 @inject
 async def create_task(
-    body: TaskCreate, response: Response, tasks: TaskServiceDep
+    body: TaskCreate, response: Response, tasks: TaskServiceDep, owner: OwnerId
 ) -> TaskRead:
     """Create a task."""
-    task = await tasks.create(CreateTask(**body.model_dump()))
+    task = await tasks.create(owner, CreateTask(**body.model_dump()))
     response.headers["Location"] = f"/tasks/{task.id}"
     return TaskRead.of(task)
 
@@ -40,17 +41,17 @@ async def create_task(
 @router.get("", response_model=Page[TaskRead], responses=route_responses(422))
 @inject
 async def list_tasks(
-    filters: Annotated[TaskFilters, Query()], tasks: TaskServiceDep
+    filters: Annotated[TaskFilters, Query()], tasks: TaskServiceDep, owner: OwnerId
 ) -> Page[TaskRead]:
     """List tasks, filtered, sorted and paginated."""
-    return filters.page(await tasks.list(filters.query()), TaskRead.of)
+    return filters.page(await tasks.list(owner, filters.query()), TaskRead.of)
 
 
 @router.get("/{task_id}", response_model=TaskRead, responses=route_responses(404, 422))
 @inject
-async def get_task(task_id: TaskId, tasks: TaskServiceDep) -> TaskRead:
+async def get_task(task_id: TaskId, tasks: TaskServiceDep, owner: OwnerId) -> TaskRead:
     """Get one task."""
-    return TaskRead.of(await tasks.get(task_id))
+    return TaskRead.of(await tasks.get(owner, task_id))
 
 
 @router.patch(
@@ -60,10 +61,10 @@ async def get_task(task_id: TaskId, tasks: TaskServiceDep) -> TaskRead:
 )
 @inject
 async def update_task(
-    task_id: TaskId, body: TaskUpdate, tasks: TaskServiceDep
+    task_id: TaskId, body: TaskUpdate, tasks: TaskServiceDep, owner: OwnerId
 ) -> TaskRead:
     """Change some of a task's fields."""
-    return TaskRead.of(await tasks.update(task_id, body.to_changes()))
+    return TaskRead.of(await tasks.update(owner, task_id, body.to_changes()))
 
 
 @router.delete(
@@ -73,6 +74,6 @@ async def update_task(
     responses=route_responses(404, 422),
 )
 @inject
-async def delete_task(task_id: TaskId, tasks: TaskServiceDep) -> None:
+async def delete_task(task_id: TaskId, tasks: TaskServiceDep, owner: OwnerId) -> None:
     """Delete a task."""
-    await tasks.delete(task_id)
+    await tasks.delete(owner, task_id)

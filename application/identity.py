@@ -1,0 +1,156 @@
+"""Users and API tokens: who is asking."""
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from application.ports import Clock, IdentityUnitOfWork
+from domain.errors import (
+    InvalidValue,
+    TokenNotFound,
+    Unauthenticated,
+    UserNameTaken,
+    UserNotFound,
+)
+from domain.users import TOKEN_NAME_MAX, ApiToken, User
+
+# A recognisable prefix lets secret scanners spot a leaked taskhub token.
+TOKEN_PREFIX: Final = "taskhub_"
+_SHOWN: Final = len(TOKEN_PREFIX) + 8  # how much of a token lists may show
+# Recording every use would be a write per request; once a minute is plenty.
+_LAST_USED_GRANULARITY: Final = timedelta(minutes=1)
+
+IdentityUnitOfWorkFactory = Callable[[], IdentityUnitOfWork]
+
+
+def hash_token(token: str) -> str:
+    """The stored, one-way form of a token. Tokens are 256 random bits, so a
+    fast hash suffices: there is nothing to guess that a slow hash would slow."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A new token: the secret is shown once and then exists only as its hash."""
+
+    secret: str
+    record: ApiToken
+
+
+class IdentityService:
+    """Create users, issue, list and revoke their tokens, and authenticate."""
+
+    def __init__(self, uow: IdentityUnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def create_user(self, name: str) -> tuple[User, IssuedToken]:
+        """Create a user with a first token; UserNameTaken if the name is taken."""
+        now = self._clock.now()
+        user = User.create(name, now)
+        async with self._uow() as uow:
+            await uow.users.add(user)
+            assert user.id is not None
+            issued = self._issue(user.id, "default", now, None)
+            await uow.tokens.add(issued.record)
+            await uow.commit()
+        return user, issued
+
+    async def create_first_user(self, name: str) -> IssuedToken | None:
+        """Create `name` with a token if there are no users at all, else None."""
+        async with self._uow() as uow:
+            if await uow.users.exists():
+                return None
+        try:
+            _, issued = await self.create_user(name)
+        except UserNameTaken:  # another worker, starting at the same moment
+            return None
+        return issued
+
+    async def ensure_user(self, name: str) -> int:
+        """The id of the user `name`, created (without a token) if need be."""
+        for _ in range(2):  # a second try finds the user a racing worker made
+            async with self._uow() as uow:
+                user = await uow.users.get_by_name(name)
+                if user is None:
+                    user = User.create(name, self._clock.now())
+                    try:
+                        await uow.users.add(user)
+                    except UserNameTaken:
+                        continue
+                    await uow.commit()
+            assert user.id is not None
+            return user.id
+        raise UserNameTaken(name)
+
+    async def issue_token(
+        self, user_name: str, token_name: str, expires_in: timedelta | None = None
+    ) -> IssuedToken:
+        """A new token for the user, optionally expiring after `expires_in`."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            user = await uow.users.get_by_name(user_name)
+            if user is None or user.id is None:
+                raise UserNotFound(user_name)
+            issued = self._issue(user.id, token_name, now, expires_in)
+            await uow.tokens.add(issued.record)
+            await uow.commit()
+        return issued
+
+    async def list_tokens(self, user_name: str) -> list[ApiToken]:
+        """The user's tokens, oldest first (records only: secrets are not kept)."""
+        async with self._uow() as uow:
+            user = await uow.users.get_by_name(user_name)
+            if user is None or user.id is None:
+                raise UserNotFound(user_name)
+            return await uow.tokens.list_for(user.id)
+
+    async def revoke_token(self, prefix: str) -> ApiToken:
+        """Revoke the token shown as `prefix` in lists; effective immediately."""
+        async with self._uow() as uow:
+            token = await uow.tokens.find_by_prefix(prefix)
+            if token is None:
+                raise TokenNotFound(prefix)
+            if token.revoke(self._clock.now()):
+                await uow.tokens.update(token)
+                await uow.commit()
+        return token
+
+    async def authenticate(self, secret: str) -> int:
+        """The id of the user `secret` belongs to; Unauthenticated for any
+        token that is unknown, revoked or expired (without saying which)."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            token = await uow.tokens.find(hash_token(secret))
+            if token is None or not token.is_active(now):
+                raise Unauthenticated()
+            last_used = token.last_used_at
+            if last_used is None or now - last_used >= _LAST_USED_GRANULARITY:
+                token.last_used_at = now
+                await uow.tokens.update(token)
+                await uow.commit()
+        return token.user_id
+
+    @staticmethod
+    def _issue(
+        user_id: int, name: str, now: datetime, expires_in: timedelta | None
+    ) -> IssuedToken:
+        name = name.strip()
+        if not 1 <= len(name) <= TOKEN_NAME_MAX:
+            message = f"A token name is 1–{TOKEN_NAME_MAX} characters."
+            raise InvalidValue("name", message)
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise InvalidValue("expires_in", "A token must expire in the future.")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        record = ApiToken(
+            user_id=user_id,
+            name=name,
+            prefix=secret[:_SHOWN],
+            secret_hash=hash_token(secret),
+            created_at=now,
+            expires_at=None if expires_in is None else now + expires_in,
+        )
+        return IssuedToken(secret=secret, record=record)

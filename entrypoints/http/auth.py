@@ -1,0 +1,39 @@
+"""Who is asking: the bearer token of every request, resolved to its owner."""
+
+from typing import Annotated, Final
+
+from dependency_injector.wiring import Provide, inject
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from application.identity import IdentityService
+from domain.errors import Unauthenticated
+from entrypoints.container import Container
+
+LOCAL_USER: Final = "local"
+
+# auto_error=False: a missing or malformed header gets our own 401 problem,
+# identical to the one for an unknown, revoked or expired token.
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API token, as printed by `taskhub users create NAME` or "
+    "`taskhub tokens create NAME`.",
+)
+
+
+@inject
+async def current_owner(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    identity: Annotated[IdentityService, Depends(Provide[Container.identity_service])],
+) -> int:
+    """The id of the user the request acts for."""
+    implicit_owner: int | None = request.app.state.implicit_owner
+    if implicit_owner is not None:  # TASKHUB_AUTH=disabled
+        return implicit_owner
+    if credentials is None:
+        raise Unauthenticated()
+    return await identity.authenticate(credentials.credentials)
+
+
+OwnerId = Annotated[int, Depends(current_owner)]
