@@ -67,6 +67,9 @@ def test_settings(database_url: str, **overrides: object) -> Settings:
     )
 
 
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 @pytest.fixture
 async def container(database_url: str, clock: TickingClock) -> AsyncIterator[Container]:
     """The real container for `database_url`, with the clock swapped for a fake."""

@@ -1,14 +1,18 @@
 """The schema comes from Alembic alone, and it is exactly what the adapters expect."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.sqlalchemy.tables import metadata
+from domain.values import Priority
+from entrypoints.container import build_container
+from tests.conftest import test_settings
 from tests.databases import migrate
 
 
@@ -45,3 +49,69 @@ async def test_downgrading_to_base_removes_everything_and_upgrading_again_works(
     assert await _inspect(empty_database_url, _tables) <= {"alembic_version"}
     migrate(empty_database_url)
     assert {"tasks", "projects"} <= await _inspect(empty_database_url, _tables)
+
+
+async def _insert_before_owners(url: str) -> None:
+    """A project and a task as revision 0001 stored them."""
+    engine = create_async_engine(url)
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    if url.startswith("sqlite"):
+        at = at.replace(tzinfo=None)  # SQLite stores naive UTC
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO projects (name, name_key, archived, created_at,"
+                    " updated_at, version) VALUES ('Old', 'old', false, :at, :at, 3)"
+                ),
+                {"at": at},
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO tasks (title, title_key, done, priority, project_id,"
+                    " created_at, updated_at, version)"
+                    " VALUES ('Kept', 'kept', false, 4, 1, :at, :at, 2)"
+                ),
+                {"at": at},
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_rows_from_before_owners_survive_and_go_to_the_owner_of_existing_data(
+    empty_database_url: str,
+) -> None:
+    migrate(empty_database_url, "0001")
+    await _insert_before_owners(empty_database_url)
+    migrate(empty_database_url)
+
+    container = build_container(test_settings(empty_database_url))
+    try:
+        identity = container.identity_service()
+        heir = await identity.ensure_user("owner-of-existing-data")
+        stranger = await identity.ensure_user("stranger")
+        async with container.unit_of_work(owner_id=heir) as uow:
+            project = await uow.projects.get(1)
+            task = await uow.tasks.get(1)
+        async with container.unit_of_work(owner_id=stranger) as uow:
+            assert await uow.tasks.get(1) is None
+    finally:
+        await container.engine().dispose()
+
+    assert project is not None
+    assert (project.name, project.version, project.owner_id) == ("Old", 3, heir)
+    assert project.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert task is not None
+    assert (task.title, task.priority, task.project_id) == ("Kept", Priority.URGENT, 1)
+    assert (task.version, task.owner_id) == (2, heir)
+
+
+async def test_an_empty_database_gets_no_owner_of_existing_data(
+    empty_database_url: str,
+) -> None:
+    migrate(empty_database_url)
+
+    def users(connection: Connection) -> list[Any]:
+        return list(connection.execute(text("SELECT name FROM users")).all())
+
+    assert await _inspect(empty_database_url, users) == []
