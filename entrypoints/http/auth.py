@@ -28,7 +28,8 @@ async def current_owner(
     identity: Annotated[IdentityService, Depends(Provide[Container.identity_service])],
 ) -> int:
     """The id of the user the request acts for."""
-    implicit_owner: int | None = request.app.state.implicit_owner
+    # Set by the app's lifespan; without it, fail closed: a token is required.
+    implicit_owner: int | None = getattr(request.app.state, "implicit_owner", None)
     if implicit_owner is not None:  # TASKHUB_AUTH=disabled
         return implicit_owner
     if credentials is None:
