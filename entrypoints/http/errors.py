@@ -156,9 +156,14 @@ async def _database_unavailable(request: Request, exc: Exception) -> ProblemResp
     )
 
 
+def internal_error() -> ProblemResponse:
+    """The answer to a bug: says nothing of what went wrong (the log does)."""
+    return problem(500, "An unexpected error occurred; it has been logged.")
+
+
 async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
     logger.exception("Unhandled error on %s %s", request.method, request.url.path)
-    return problem(500, "An unexpected error occurred; it has been logged.")
+    return internal_error()
 
 
 def add_error_handlers(app: FastAPI) -> None:

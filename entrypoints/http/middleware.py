@@ -1,9 +1,232 @@
-"""ASGI middleware around the app: rate limits, body size, security headers, CORS."""
+"""ASGI middleware around the app: rate limits, body size, security headers, CORS.
+
+Plain ASGI classes rather than BaseHTTPMiddleware: they run on every request,
+and only look at the scope and the response's start message.
+"""
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from entrypoints.http.errors import internal_error, problem
+from entrypoints.http.ratelimit import RequestCounter, client_key, parse_limit
 from entrypoints.settings import Settings
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def with_headers(send: Send, headers: Mapping[str, str]) -> Send:
+    """`send`, adding `headers` to the response it starts."""
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            MutableHeaders(scope=message).update(headers)
+        await send(message)
+
+    return send_with_headers
+
+
+class SecurityHeaders:
+    """Tell browsers not to sniff content types, and let API responses load nothing.
+
+    No API response needs scripts, styles or frames, even when a browser shows it.
+    The Swagger UI and ReDoc pages load scripts from a CDN and run inline ones, so
+    they go without a CSP.
+    """
+
+    def __init__(self, app: ASGIApp, *, docs_paths: frozenset[str]) -> None:
+        self.app = app
+        self.docs_paths = docs_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {"X-Content-Type-Options": "nosniff"}
+        if scope["path"] not in self.docs_paths:
+            headers["Content-Security-Policy"] = API_CSP
+        await self.app(scope, receive, with_headers(send, headers))
+
+
+class RateLimit:
+    """Spend one request of the client's budget; answer 429 once it is spent.
+
+    Every response gets RateLimit-Limit, -Remaining and -Reset (seconds), unless
+    the count failed and the request went through uncounted.
+    """
+
+    def __init__(self, app: ASGIApp, *, counter: RequestCounter) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        budget = await self.counter.spend(client_key(scope))
+        if budget is None:
+            await self.app(scope, receive, send)
+        elif budget.allowed:
+            await self.app(scope, receive, with_headers(send, budget.headers()))
+        else:
+            limit = self.counter.limit
+            response = problem(
+                429,
+                f"More than {limit.amount} requests in {limit.get_expiry()} s; "
+                f"retry in {budget.reset} s.",
+                kind="rate-limited",
+                title="Too many requests",
+                headers={**budget.headers(), "Retry-After": str(budget.reset)},
+            )
+            await response(scope, receive, send)
+
+
+class BodySizeLimit:
+    """Answer 413 to a request body over `max_bytes`, before anything parses it.
+
+    A declared Content-Length is checked up front (the server delivers no more
+    than it declares). A body without one is read here, counting, and refused as
+    soon as it runs over; one within the limit is handed on as read (FastAPI
+    holds a whole JSON body in memory to parse it anyway).
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdecimal():
+            if int(length) > self.max_bytes:
+                await self._too_large(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            more = message.get("more_body", False)
+        read: list[Message] = [{"type": "http.request", "body": bytes(body)}]
+
+        async def replay() -> Message:
+            return read.pop() if read else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413,
+            f"The request body is larger than {self.max_bytes} bytes.",
+            kind="body-too-large",
+            title="Request body too large",
+        )
+        await response(scope, receive, send)
+
+
+class UnhandledErrors:
+    """Answer an unhandled exception with a 500 inside the layers above, re-raise.
+
+    Starlette runs the app's `Exception` handler in ServerErrorMiddleware, outside
+    every `add_middleware` layer, so its 500 would leave without rate limit,
+    security or CORS headers. Re-raising keeps the logging as it was: the app's
+    handler and the server still log the error, and send nothing more.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception:
+            if not started:  # the same body as the app's own handler gives
+                await internal_error()(scope, receive, send)
+            raise
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
-    """Wrap `app` in the middleware `settings` ask for."""
+    """Wrap `app` in the middleware `settings` ask for.
+
+    From the outside in: security headers (on everything, CORS preflights too);
+    CORS, so that a browser can read even a 429 or a 413; the rate limit, which
+    turns a client over budget away before its body is read, and still counts and
+    labels requests refused as too large; the body size limit; and the 500
+    renderer, so that a crash too passes through all of the above. CORS answers
+    preflights itself, so they cost no budget and carry no RateLimit-* headers.
+    """
+    # Each add_middleware wraps the layers added before it: innermost first.
+    app.add_middleware(UnhandledErrors)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    limit = parse_limit(settings.rate_limit)
+    if limit is not None:
+        counter = RequestCounter(limit, settings.redis_url)
+        app.add_middleware(RateLimit, counter=counter)
+        _close_at_shutdown(app, counter.close)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+            ],
+            expose_headers=[
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "Retry-After",
+                "Location",
+                "ETag",
+            ],
+        )
+    docs = (app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url)
+    app.add_middleware(SecurityHeaders, docs_paths=frozenset(p for p in docs if p))
+
+
+def _close_at_shutdown(app: FastAPI, close: Callable[[], None]) -> None:
+    """Call `close` when the app's lifespan ends.
+
+    Wrapping the router's lifespan (not handling lifespan messages in a middleware)
+    also covers callers that enter `app.router.lifespan_context` directly, as the
+    tests do.
+    """
+    lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def closing(running: Any) -> AsyncIterator[Any]:
+        try:
+            async with lifespan(running) as state:
+                yield state
+        finally:
+            close()
+
+    app.router.lifespan_context = closing

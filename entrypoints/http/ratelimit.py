@@ -1,0 +1,136 @@
+"""Who a request is counted against, and the count itself (by `limits`).
+
+The strategy is the moving window: a request counts for exactly one period after
+it was made, so no period, wherever it starts, holds more than the limit (a fixed
+window lets twice the limit through across a boundary), and the moment the oldest
+counted request leaves the window is an exact Retry-After. The sliding window
+counter keeps two integers per client instead of one timestamp per request, but
+it only estimates the count, and a client it refused may stay refused for up to
+two periods. At hundreds of requests a minute the timestamps are cheap: Redis
+trims each client's list to the limit and expires it after one period.
+"""
+
+import hashlib
+import logging
+import math
+import time
+from typing import NamedTuple
+
+import coredis
+from coredis.retry import NoRetryPolicy
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from starlette.datastructures import Headers
+from starlette.types import Scope
+
+logger = logging.getLogger(__name__)
+
+REDIS_KEY_PREFIX = "taskhub:ratelimit"
+# A request waits at most this long for Redis (no retries) before it goes
+# uncounted: an uncounted request costs little, a slow one costs its client.
+REDIS_TIMEOUT = 0.5
+# After a failure, requests go uncounted this long before Redis is tried again,
+# so an outage costs neither a timeout per request nor a log line per request.
+RETRY_STORAGE_AFTER = 5.0
+
+
+def parse_limit(text: str) -> RateLimitItem | None:
+    """The one limit `text` names in the `limits` notation; None if it is empty."""
+    if not text.strip():
+        return None
+    items = list(parse_many(text))
+    if len(items) != 1:
+        raise ValueError(f"rate_limit must name one limit, not {len(items)}: {text!r}")
+    return items[0]
+
+
+def client_key(scope: Scope) -> str:
+    """`token:` and the SHA-256 of a bearer token, else `addr:` and the client host.
+
+    Only the hash is ever stored or logged, so Redis holds no usable token.
+    """
+    scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        return "token:" + hashlib.sha256(token.encode()).hexdigest()
+    client = scope.get("client")
+    return "addr:" + (client[0] if client else "unknown")
+
+
+class Budget(NamedTuple):
+    """What is left of a client's limit after counting one request."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int  # whole seconds until the oldest counted request leaves the window
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset),
+        }
+
+
+class RequestCounter:
+    """Counts requests per client key against one limit, in memory or in Redis.
+
+    In memory each process counts alone (so N workers allow N times the limit);
+    in Redis every worker and host sharing it counts into one window, atomically.
+    """
+
+    def __init__(self, limit: RateLimitItem, redis_url: str | None) -> None:
+        self.limit = limit
+        self._pool: coredis.ConnectionPool | None = None
+        storage: Storage
+        if redis_url:
+            url = redis_url.removeprefix("async+")  # limits wants async+redis://
+            self._pool = coredis.ConnectionPool.from_url(
+                url, connect_timeout=REDIS_TIMEOUT, stream_timeout=REDIS_TIMEOUT
+            )
+            # Our own pool, so that close() can drop its connections; limits
+            # documents `connection_pool` and `retry_policy` but types its
+            # options as scalars.
+            storage = RedisStorage(
+                "async+" + url,
+                wrap_exceptions=True,
+                key_prefix=REDIS_KEY_PREFIX,
+                connection_pool=self._pool,  # type: ignore[arg-type]
+                retry_policy=NoRetryPolicy(),  # type: ignore[arg-type]
+            )
+        else:
+            storage = MemoryStorage(wrap_exceptions=True)
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._retry_at = 0.0
+
+    async def spend(self, key: str) -> Budget | None:
+        """Count one request for `key`; None when the storage failed.
+
+        A failed storage lets requests through uncounted (fail open) with a
+        warning: while Redis is down the service stays up, only unlimited.
+        """
+        if time.monotonic() < self._retry_at:
+            return None
+        try:
+            allowed = await self._limiter.hit(self.limit, key)
+            stats = await self._limiter.get_window_stats(self.limit, key)
+        except StorageError as error:
+            self._retry_at = time.monotonic() + RETRY_STORAGE_AFTER
+            logger.warning(
+                "Rate limits are not enforced for the next %.0f s: "
+                "their storage failed (%s)",
+                RETRY_STORAGE_AFTER,
+                error.storage_error,
+            )
+            return None
+        # A request was just counted, so the window cannot reset sooner than 1 s.
+        reset = max(1, math.ceil(stats.reset_time - time.time()))
+        return Budget(allowed, self.limit.amount, max(0, stats.remaining), reset)
+
+    def close(self) -> None:
+        """Drop the Redis connections, if any (at the app's shutdown)."""
+        if self._pool is not None:
+            self._pool.disconnect()
