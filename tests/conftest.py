@@ -40,7 +40,10 @@ def postgres_database() -> Iterator[str]:
 @pytest.fixture
 def postgres_url(postgres_database: str) -> str:
     """The run's PostgreSQL database, emptied before each test."""
-    run_sql(postgres_database, "TRUNCATE tasks, projects RESTART IDENTITY CASCADE")
+    run_sql(
+        postgres_database,
+        "TRUNCATE tasks, projects, api_tokens, users RESTART IDENTITY CASCADE",
+    )
     return postgres_database
 
 
