@@ -406,3 +406,21 @@ async def test_with_auth_required_no_warning_about_disabled_auth_is_logged(
 
     assert_unauthenticated(response)
     assert not [r for r in caplog.records if "disabled" in r.getMessage()]
+
+
+async def test_no_log_line_ever_contains_a_token(
+    app: FastAPI, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    unknown = "taskhub_" + "x" * 43
+    caplog.set_level(logging.DEBUG)
+    transport = ASGITransport(app)
+    for secret in (token, unknown):
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with AsyncClient(
+            transport=transport, base_url="http://taskhub", headers=headers
+        ) as http:
+            await http.post("/tasks", json={"title": "logged?"})
+            await http.get("/tasks", params={"q": "x"})
+    assert caplog.records, "expected the requests to log something"
+    assert token not in caplog.text
+    assert unknown not in caplog.text

@@ -119,3 +119,45 @@ def test_the_database_is_at_head_after_upgrade(server_database_url: str) -> None
         [TASKHUB, "db", "current"], env=env, check=True, capture_output=True, text=True
     )
     assert "(head)" not in current.stdout
+
+
+def _taskhub(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TASKHUB_DATABASE_URL": url}
+    return subprocess.run(
+        [TASKHUB, *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_tokens_made_on_the_command_line_work_until_revoked(
+    server: str, server_database_url: str
+) -> None:
+    created = _taskhub(server_database_url, "users", "create", "carol")
+    assert created.returncode == 0, created.stderr
+    first = created.stdout.strip()
+    issued = _taskhub(
+        server_database_url, "tokens", "create", "carol", "--name", "ci",
+        "--expires-in-days", "1",
+    )  # fmt: skip
+    second = issued.stdout.strip()
+    assert first.startswith("taskhub_")
+    assert second.startswith("taskhub_")
+    assert first != second
+
+    listing = _taskhub(server_database_url, "tokens", "list", "carol").stdout
+    assert "ci" in listing
+    assert first not in listing
+    assert second not in listing
+    assert first[:16] in listing  # the prefix tells the tokens apart
+
+    def status(token: str) -> int:
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.get(f"{server}/tasks", headers=headers).status_code
+
+    assert (status(first), status(second)) == (200, 200)
+    revoked = _taskhub(server_database_url, "tokens", "revoke", first[:16])
+    assert revoked.returncode == 0, revoked.stderr
+    assert (status(first), status(second)) == (401, 200)
+
+    again = _taskhub(server_database_url, "users", "create", "carol")
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
