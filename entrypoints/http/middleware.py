@@ -4,6 +4,8 @@ Plain ASGI classes rather than BaseHTTPMiddleware: they run on every request,
 and only look at the scope and the response's start message.
 """
 
+import math
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,7 +16,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints.http.errors import internal_error, problem
-from entrypoints.http.ratelimit import RequestCounter, client_key, parse_limit
+from entrypoints.http.ratelimit import (
+    Budget,
+    RequestCounter,
+    address_key,
+    client_key,
+    parse_limit,
+)
 from entrypoints.settings import Settings
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -58,32 +66,86 @@ class RateLimit:
 
     Every response gets RateLimit-Limit, -Remaining and -Reset (seconds), unless
     the count failed and the request went through uncounted.
+
+    A made-up token would open a fresh budget of its own, so a request whose
+    token is refused (401) is also counted against its address, as if it had
+    sent no token. Once an address has spent that budget, its requests with a
+    token are turned away too until the window passes. Which addresses are
+    blocked is remembered in this process, so the happy path costs no second
+    count; other workers learn it from their own next refused token.
     """
 
     def __init__(self, app: ASGIApp, *, counter: RequestCounter) -> None:
         self.app = app
         self.counter = counter
+        self._blocked: dict[str, tuple[float, Budget]] = {}  # address -> until
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        budget = await self.counter.spend(client_key(scope))
+        key, address = client_key(scope), address_key(scope)
+        blocked = self._still_blocked(address) if key != address else None
+        budget = blocked or await self.counter.spend(key)
         if budget is None:
             await self.app(scope, receive, send)
-        elif budget.allowed:
-            await self.app(scope, receive, with_headers(send, budget.headers()))
+        elif not budget.allowed:
+            await self._refuse(budget, scope, receive, send)
         else:
-            limit = self.counter.limit
-            response = problem(
-                429,
-                f"More than {limit.amount} requests in {limit.get_expiry()} s; "
-                f"retry in {budget.reset} s.",
-                kind="rate-limited",
-                title="Too many requests",
-                headers={**budget.headers(), "Retry-After": str(budget.reset)},
-            )
-            await response(scope, receive, send)
+            status = await _status_of(self.app, scope, receive, send, budget)
+            if status == 401 and key != address:
+                await self._count_refused_token(address)
+
+    async def _count_refused_token(self, address: str) -> None:
+        budget = await self.counter.spend(address)
+        if budget is not None and (not budget.allowed or budget.remaining == 0):
+            until = time.monotonic() + budget.reset
+            if len(self._blocked) > 10_000:  # forget the addresses let go since
+                now = time.monotonic()
+                self._blocked = {a: b for a, b in self._blocked.items() if b[0] > now}
+            self._blocked[address] = (until, budget)
+
+    def _still_blocked(self, address: str) -> Budget | None:
+        entry = self._blocked.get(address)
+        if entry is None:
+            return None
+        until, budget = entry
+        left = math.ceil(until - time.monotonic())
+        if left <= 0:
+            del self._blocked[address]
+            return None
+        return budget._replace(allowed=False, remaining=0, reset=left)
+
+    async def _refuse(
+        self, budget: Budget, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        limit = self.counter.limit
+        response = problem(
+            429,
+            f"More than {limit.amount} requests in {limit.get_expiry()} s; "
+            f"retry in {budget.reset} s.",
+            kind="rate-limited",
+            title="Too many requests",
+            headers={**budget.headers(), "Retry-After": str(budget.reset)},
+        )
+        await response(scope, receive, send)
+
+
+async def _status_of(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, budget: Budget
+) -> int | None:
+    """Run `app` with the budget's headers on its response; return its status."""
+    status: int | None = None
+    send_with_budget = with_headers(send, budget.headers())
+
+    async def noting_status(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send_with_budget(message)
+
+    await app(scope, receive, noting_status)
+    return status
 
 
 class BodySizeLimit:

@@ -46,8 +46,14 @@ def parse_limit(text: str) -> RateLimitItem | None:
     return items[0]
 
 
+def address_key(scope: Scope) -> str:
+    """`addr:` and the client host: what a client without a token counts against."""
+    client = scope.get("client")
+    return "addr:" + (client[0] if client else "unknown")
+
+
 def client_key(scope: Scope) -> str:
-    """`token:` and the SHA-256 of a bearer token, else `addr:` and the client host.
+    """`token:` and the SHA-256 of a bearer token, else the address key.
 
     Only the hash is ever stored or logged, so Redis holds no usable token.
     """
@@ -55,8 +61,7 @@ def client_key(scope: Scope) -> str:
     token = token.strip()
     if scheme.lower() == "bearer" and token:
         return "token:" + hashlib.sha256(token.encode()).hexdigest()
-    client = scope.get("client")
-    return "addr:" + (client[0] if client else "unknown")
+    return address_key(scope)
 
 
 class Budget(NamedTuple):

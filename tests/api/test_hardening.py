@@ -290,3 +290,54 @@ async def test_an_unexpected_error_still_carries_every_header() -> None:
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Content-Security-Policy"] == API_CSP
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+
+
+async def test_made_up_tokens_are_limited_by_address_not_each_given_a_budget() -> None:
+    container = build_container(
+        Settings(database_url=MEMORY_URL, first_token_file=None, rate_limit="3/minute")
+    )
+    app = create_app(container)
+
+    def client_at(address: str, token: str) -> AsyncClient:
+        transport = ASGITransport(app, client=(address, 1234))
+        return AsyncClient(
+            transport=transport, base_url="http://taskhub", headers=bearer(token)
+        )
+
+    async with app.router.lifespan_context(app):
+        _, issued = await container.identity_service().create_user("mallory")
+        guesses = []
+        for n in range(4):
+            async with client_at("10.0.0.1", f"taskhub_guess{n}") as client:
+                guesses.append((await client.get("/tasks")).status_code)
+        async with client_at("10.0.0.1", issued.secret) as client:
+            same_address = await client.get("/tasks")
+        async with client_at("10.0.0.2", issued.secret) as client:
+            elsewhere = await client.get("/tasks")
+
+    assert guesses == [401, 401, 401, 429]
+    assert_problem(same_address, 429)
+    assert int(same_address.headers["Retry-After"]) >= 1
+    assert elsewhere.status_code == 200
+
+
+async def test_valid_tokens_do_not_use_up_their_addresss_budget() -> None:
+    container = build_container(
+        Settings(database_url=MEMORY_URL, first_token_file=None, rate_limit="3/minute")
+    )
+    app = create_app(container)
+    async with app.router.lifespan_context(app):
+        _, issued = await container.identity_service().create_user("trent")
+        transport = ASGITransport(app)
+        async with AsyncClient(
+            transport=transport,
+            base_url="http://taskhub",
+            headers=bearer(issued.secret),
+        ) as client:
+            with_token = [(await client.get("/tasks")).status_code for _ in range(3)]
+        async with AsyncClient(
+            transport=transport, base_url="http://taskhub"
+        ) as client:
+            anonymous = [(await client.get("/tasks")).status_code for _ in range(3)]
+    assert with_token == [200, 200, 200]
+    assert anonymous == [401, 401, 401]
