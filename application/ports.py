@@ -82,11 +82,8 @@ class ProjectRepository(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
+class Transaction(Protocol):
     """One transaction. `async with uow:` rolls back unless `commit()` was awaited."""
-
-    tasks: TaskRepository
-    projects: ProjectRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -100,6 +97,13 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None:
         """Make everything done in this unit of work durable."""
         ...
+
+
+class UnitOfWork(Transaction, Protocol):
+    """One owner's tasks and projects, in one transaction."""
+
+    tasks: TaskRepository
+    projects: ProjectRepository
 
 
 class UnitOfWorkFactory(Protocol):
@@ -144,21 +148,8 @@ class TokenRepository(Protocol):
         ...
 
 
-class IdentityUnitOfWork(Protocol):
-    """One transaction over users and tokens; rolls back unless committed."""
+class IdentityUnitOfWork(Transaction, Protocol):
+    """Users and their tokens, in one transaction."""
 
     users: UserRepository
     tokens: TokenRepository
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None:
-        """Make everything done in this unit of work durable."""
-        ...
