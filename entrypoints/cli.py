@@ -11,17 +11,17 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-import migrations
 from domain.errors import DomainError
 from domain.users import ApiToken
 from entrypoints.container import Container, build_container
+from entrypoints.schema import MIGRATIONS
 from entrypoints.settings import Settings
 
 
 def alembic_config(settings: Settings) -> Config:
     """Alembic driven from the service's settings, wherever it runs from."""
     config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = settings.database_url
     return config
 

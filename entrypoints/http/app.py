@@ -15,6 +15,7 @@ from entrypoints.http.auth import LOCAL_USER
 from entrypoints.http.errors import add_error_handlers
 from entrypoints.http.middleware import install_middleware
 from entrypoints.http.routes import projects, tasks
+from entrypoints.schema import schema_problem
 from entrypoints.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,10 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.backend == "sql":
+            problem = await schema_problem(container.engine())
+            if problem is not None:
+                raise RuntimeError(problem)
         app.state.implicit_owner = await _implicit_owner(container, settings)
         if settings.auth == "required" and settings.first_token_file:
             await _first_user(container, Path(settings.first_token_file))

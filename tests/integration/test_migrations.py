@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from adapters.sqlalchemy.tables import metadata
 from domain.values import Priority
 from entrypoints.container import build_container
+from entrypoints.http.app import create_app
 from tests.conftest import test_settings
 from tests.databases import migrate
 
@@ -115,3 +117,18 @@ async def test_an_empty_database_gets_no_owner_of_existing_data(
         return list(connection.execute(text("SELECT name FROM users")).all())
 
     assert await _inspect(empty_database_url, users) == []
+
+
+async def test_the_app_refuses_to_start_on_a_database_that_is_not_at_head(
+    empty_database_url: str,
+) -> None:
+    container = build_container(test_settings(empty_database_url))
+    app = create_app(container)
+    with pytest.raises(RuntimeError, match="Run `taskhub db upgrade` first"):
+        async with app.router.lifespan_context(app):
+            pass
+    migrate(empty_database_url, "0001")
+    with pytest.raises(RuntimeError, match="is at 0001"):
+        async with app.router.lifespan_context(app):
+            pass
+    await container.engine().dispose()
