@@ -8,23 +8,26 @@ from entrypoints.http.schemas import Problem, ValidationProblem
 _DESCRIPTIONS = {
     400: "Malformed JSON",
     401: "No valid API token",
+    413: "Request body too large",
     404: "Not found",
     409: "Conflict with the current state",
     422: "Validation failed",
+    429: "Rate limit exceeded; see Retry-After",
 }
 
 
 def route_responses(*statuses: int, created: bool = False) -> dict[int | str, Any]:
     """The problem details a route can answer with, and a 201's Location header.
 
-    Every route needs a token, so every route may answer 401.
+    Every route needs a token and is rate limited, so every route may answer
+    401 and 429.
     """
     responses: dict[int | str, Any] = {
         status: {
             "model": ValidationProblem if status == 422 else Problem,
             "description": _DESCRIPTIONS[status],
         }
-        for status in sorted({401, *statuses})
+        for status in sorted({401, 429, *statuses})
     }
     if created:
         responses[201] = {
