@@ -14,6 +14,7 @@ from alembic.config import Config
 from domain.errors import DomainError
 from domain.users import ApiToken
 from entrypoints.container import Container, build_container
+from entrypoints.logs import log_config
 from entrypoints.schema import MIGRATIONS
 from entrypoints.settings import Settings
 
@@ -41,6 +42,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         reload=args.reload,
         reload_dirs=[str(Path(__file__).parents[1])] if args.reload else None,
         log_level=settings.log_level,
+        log_config=log_config(settings.log_level),
     )
     return 0
 

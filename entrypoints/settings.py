@@ -24,6 +24,21 @@ class Settings(BaseSettings):
     )
     database_echo: bool = Field(False, description="Log every SQL statement.")
     database_pool_size: int = Field(10, ge=1, description="PostgreSQL pool size.")
+    database_pool_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a request waits for a pooled connection before it "
+        "gets 503.",
+    )
+    database_connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for PostgreSQL to accept a connection."
+    )
+    database_statement_timeout: float = Field(
+        5.0,
+        ge=0,
+        description="PostgreSQL's statement_timeout, in seconds: a longer query is "
+        "cancelled and its request gets 503. 0 for none. Migrations run without it.",
+    )
     host: str = Field("127.0.0.1", description="Address `taskhub serve` binds.")
     port: int = Field(8000, ge=0, le=65535, description="Port `taskhub serve` binds.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
@@ -75,5 +90,19 @@ class Settings(BaseSettings):
     def engine_options(self) -> dict[str, object]:
         options: dict[str, object] = {"echo": self.database_echo}
         if self.database_url.startswith("postgresql"):
-            options["pool_size"] = self.database_pool_size
+            settings = {}
+            if self.database_statement_timeout:
+                timeout_ms = max(1, round(self.database_statement_timeout * 1000))
+                settings["statement_timeout"] = str(timeout_ms)
+            options |= {
+                "pool_size": self.database_pool_size,
+                "pool_timeout": self.database_pool_timeout,
+                # A connection the server dropped (restart, failover) is replaced
+                # before a request uses it, instead of failing that request.
+                "pool_pre_ping": True,
+                "connect_args": {
+                    "timeout": self.database_connect_timeout,
+                    "server_settings": settings,
+                },
+            }
         return options

@@ -14,7 +14,7 @@ from entrypoints.http import openapi
 from entrypoints.http.auth import LOCAL_USER
 from entrypoints.http.errors import add_error_handlers
 from entrypoints.http.middleware import install_middleware
-from entrypoints.http.routes import projects, tasks
+from entrypoints.http.routes import health, projects, tasks
 from entrypoints.schema import schema_problem
 from entrypoints.settings import Settings
 
@@ -51,6 +51,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     install_middleware(app, settings)
     add_error_handlers(app)
+    app.include_router(health.router)
     app.include_router(tasks.router)
     app.include_router(projects.router)
     app.openapi = lambda: openapi.polish(FastAPI.openapi(app))  # type: ignore[method-assign]

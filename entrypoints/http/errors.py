@@ -8,11 +8,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from adapters.sqlalchemy.engine import database_unavailable
 from domain.errors import (
     Conflict,
     DomainError,
@@ -20,6 +21,7 @@ from domain.errors import (
     NotFound,
     Unauthenticated,
 )
+from entrypoints.logs import current_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ def problem(
     }
     if errors is not None:
         body["errors"] = errors
+    request_id = current_request_id.get()
+    if request_id is not None:
+        body["request_id"] = request_id
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
@@ -146,14 +151,16 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
-    logger.error("Database unavailable: %s", type(exc).__name__, exc_info=exc)
-    return problem(
-        503,
-        "The database is unavailable or busy; retry shortly.",
-        kind="unavailable",
-        headers={"Retry-After": "1"},
-    )
+async def _database_error(request: Request, exc: Exception) -> ProblemResponse:
+    if not database_unavailable(exc):
+        return await _unexpected(request, exc)
+    logger.error("Database unavailable: %s: %s", type(exc).__name__, exc)
+    return unavailable("The database is unavailable or busy; retry shortly.")
+
+
+def unavailable(detail: str) -> ProblemResponse:
+    """503: a dependency is down or overloaded; the client may retry shortly."""
+    return problem(503, detail, kind="unavailable", headers={"Retry-After": "1"})
 
 
 def internal_error() -> ProblemResponse:
@@ -170,6 +177,8 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(PoolTimeout, _database_unavailable)
+    # Handled inside the middleware, so a 503 too has every header they add.
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeout, _database_error)
+    app.add_exception_handler(OSError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,4 +1,5 @@
-"""ASGI middleware around the app: rate limits, body size, security headers, CORS.
+"""ASGI middleware around the app: request ids, rate limits, body size, security
+headers, CORS.
 
 Plain ASGI classes rather than BaseHTTPMiddleware: they run on every request,
 and only look at the scope and the response's start message.
@@ -23,6 +24,8 @@ from entrypoints.http.ratelimit import (
     client_key,
     parse_limit,
 )
+from entrypoints.http.routes import health
+from entrypoints.logs import current_request_id, request_id_from
 from entrypoints.settings import Settings
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -37,6 +40,28 @@ def with_headers(send: Send, headers: Mapping[str, str]) -> Send:
         await send(message)
 
     return send_with_headers
+
+
+class RequestId:
+    """Give each request an id: the client's X-Request-ID if it is safe, else a
+    new one. It is echoed on the response, and problem bodies and log lines
+    written while the request runs carry it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(Headers(scope=scope).get("x-request-id"))
+        token = current_request_id.set(request_id)
+        try:
+            await self.app(
+                scope, receive, with_headers(send, {"X-Request-ID": request_id})
+            )
+        finally:
+            current_request_id.reset(token)
 
 
 class SecurityHeaders:
@@ -75,13 +100,16 @@ class RateLimit:
     count; other workers learn it from their own next refused token.
     """
 
-    def __init__(self, app: ASGIApp, *, counter: RequestCounter) -> None:
+    def __init__(
+        self, app: ASGIApp, *, counter: RequestCounter, exempt: frozenset[str]
+    ) -> None:
         self.app = app
         self.counter = counter
+        self.exempt = exempt
         self._blocked: dict[str, tuple[float, Budget]] = {}  # address -> until
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
         key, address = client_key(scope), address_key(scope)
@@ -234,7 +262,8 @@ class UnhandledErrors:
 def install_middleware(app: FastAPI, settings: Settings) -> None:
     """Wrap `app` in the middleware `settings` ask for.
 
-    From the outside in: security headers (on everything, CORS preflights too);
+    From the outside in: the request id, which every response and log line
+    carries; security headers (on everything, CORS preflights too);
     CORS, so that a browser can read even a 429 or a 413; the rate limit, which
     turns a client over budget away before its body is read, and still counts and
     labels requests refused as too large; the body size limit; and the 500
@@ -247,7 +276,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     limit = parse_limit(settings.rate_limit)
     if limit is not None:
         counter = RequestCounter(limit, settings.redis_url)
-        app.add_middleware(RateLimit, counter=counter)
+        app.add_middleware(RateLimit, counter=counter, exempt=health.PATHS)
         _close_at_shutdown(app, counter.close)
     if settings.cors_origins:
         app.add_middleware(
@@ -260,6 +289,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
                 "If-Match",
                 "If-None-Match",
                 "Idempotency-Key",
+                "X-Request-ID",
             ],
             expose_headers=[
                 "RateLimit-Limit",
@@ -268,10 +298,13 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
                 "Retry-After",
                 "Location",
                 "ETag",
+                "X-Request-ID",
+                "Idempotent-Replayed",
             ],
         )
     docs = (app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url)
     app.add_middleware(SecurityHeaders, docs_paths=frozenset(p for p in docs if p))
+    app.add_middleware(RequestId)
 
 
 def _close_at_shutdown(app: FastAPI, close: Callable[[], None]) -> None:

@@ -57,6 +57,8 @@ def assert_problem(response: Response, status: int) -> Json:
     for key in ("type", "title", "detail"):
         assert isinstance(body[key], str), key
         assert body[key], key
+    # The request's own id, as on the response; the rest compares across requests.
+    assert body.pop("request_id") == response.headers["X-Request-ID"]
     return body
 
 

@@ -22,6 +22,8 @@ OPERATIONS = {
     ("patch", "/projects/{id}"): {400, 404, 409, 422},
     ("delete", "/projects/{id}"): {404, 409, 422},
     ("get", "/projects/{id}/tasks"): {404, 422},
+    ("get", "/healthz"): set(),
+    ("get", "/readyz"): {503},
 }
 SUCCESS = {"post": "201", "get": "200", "patch": "200", "delete": "204"}
 
