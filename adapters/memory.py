@@ -107,7 +107,8 @@ class _InMemoryRepository(Generic[E]):
         entity.id = self._next_id()
         self._all[entity.id] = entity.copy()
 
-    async def get(self, entity_id: int) -> E | None:
+    async def get(self, entity_id: int, *, for_update: bool = False) -> E | None:
+        # The store's lock already serializes units of work.
         entity = self._mine(entity_id)
         return entity.copy() if entity else None
 
@@ -119,8 +120,14 @@ class _InMemoryRepository(Generic[E]):
         self._check(entity)
         self._all[entity.id] = entity.copy()
 
-    async def remove(self, entity_id: int) -> bool:
-        return self._mine(entity_id) is not None and bool(self._all.pop(entity_id))
+    async def remove(self, entity_id: int, expected_version: int | None = None) -> bool:
+        stored = self._mine(entity_id)
+        if stored is None:
+            return False
+        if expected_version is not None and stored.version != expected_version:
+            raise ConcurrentUpdate(self._kind, entity_id)
+        del self._all[entity_id]
+        return True
 
     def _mine(self, entity_id: int) -> E | None:
         entity = self._all.get(entity_id)
@@ -174,12 +181,20 @@ class InMemoryTaskRepository(_InMemoryRepository[Task]):
 class InMemoryProjectRepository(_InMemoryRepository[Project]):
     _kind = "Project"
 
-    async def remove(self, entity_id: int) -> bool:
-        if self._mine(entity_id) and any(
-            t.project_id == entity_id for t in self._store.tasks.values()
+    async def remove(self, entity_id: int, expected_version: int | None = None) -> bool:
+        # As in SQL: a project at another version is not deleted, so no task
+        # points at a deleted project.
+        stored = self._mine(entity_id)
+        at_version = expected_version is None or (
+            stored is not None and stored.version == expected_version
+        )
+        if (
+            stored
+            and at_version
+            and any(t.project_id == entity_id for t in self._store.tasks.values())
         ):
             raise ProjectHasTasks(entity_id)
-        return await super().remove(entity_id)
+        return await super().remove(entity_id, expected_version)
 
     async def list(self, query: ProjectQuery) -> Page[Project]:
         needle = None if query.q is None else search_key(query.q)

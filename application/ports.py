@@ -33,8 +33,12 @@ class TaskRepository(Protocol):
         """
         ...
 
-    async def get(self, task_id: int) -> Task | None:
-        """The task with this id, or None when there is none."""
+    async def get(self, task_id: int, *, for_update: bool = False) -> Task | None:
+        """The task with this id, or None when there is none.
+
+        `for_update` makes concurrent writers of the task wait for this unit of
+        work to end (a row lock), where the database has such locks.
+        """
         ...
 
     async def update(self, task: Task, expected_version: int) -> None:
@@ -44,8 +48,11 @@ class TaskRepository(Protocol):
         """
         ...
 
-    async def remove(self, task_id: int) -> bool:
-        """Delete the task; False when there was none."""
+    async def remove(self, task_id: int, expected_version: int | None = None) -> bool:
+        """Delete the task; False when there was none.
+
+        With `expected_version`, ConcurrentUpdate if it is at another version.
+        """
         ...
 
     async def list(self, query: TaskQuery) -> Page[Task]:
@@ -62,18 +69,21 @@ class ProjectRepository(Protocol):
         """Store a new project and set its `id`; raise ProjectNameTaken on a clash."""
         ...
 
-    async def get(self, project_id: int) -> Project | None:
-        """The project with this id, or None when there is none."""
+    async def get(self, project_id: int, *, for_update: bool = False) -> Project | None:
+        """The project with this id, or None; `for_update` as for tasks."""
         ...
 
     async def update(self, project: Project, expected_version: int) -> None:
         """Store `project`; raise ProjectNameTaken or ConcurrentUpdate on a clash."""
         ...
 
-    async def remove(self, project_id: int) -> bool:
+    async def remove(
+        self, project_id: int, expected_version: int | None = None
+    ) -> bool:
         """Delete the project; False when there was none.
 
-        Raises ProjectHasTasks if tasks still point at it.
+        Raises ProjectHasTasks if tasks still point at it, and ConcurrentUpdate
+        if it is not at `expected_version` (when given).
         """
         ...
 

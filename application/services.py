@@ -1,20 +1,34 @@
 """Use cases. Each runs in one unit of work and returns domain objects."""
 
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import Final, TypeVar
 
 from application.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from application.queries import Page, ProjectQuery, TaskQuery
 from domain.errors import (
+    ConcurrentUpdate,
     InvalidValue,
     ProjectArchived,
     ProjectHasTasks,
     ProjectNotFound,
     TaskNotFound,
+    VersionMismatch,
 )
 from domain.projects import Project, ProjectChanges
 from domain.tasks import Task, TaskChanges
 from domain.values import Priority
+
+T = TypeVar("T")
+
+# How often a change is re-applied to a row that another writer changed between
+# this use case's read and its write. The read locks the row where the database
+# can, so it takes an unusual race to use even one retry.
+ATTEMPTS: Final = 5
+
+Versions = Collection[int] | None
+"""The versions a change is conditional on (HTTP's If-Match); None for any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,18 +40,45 @@ class CreateTask:
     project_id: int | None = None
 
 
-async def _task(uow: UnitOfWork, task_id: int) -> Task:
-    task = await uow.tasks.get(task_id)
+async def _task(
+    uow: UnitOfWork,
+    task_id: int,
+    *,
+    for_update: bool = False,
+    expected: Versions = None,
+) -> Task:
+    task = await uow.tasks.get(task_id, for_update=for_update)
     if task is None:
         raise TaskNotFound(task_id)
+    if expected is not None and task.version not in expected:
+        raise VersionMismatch("Task", task_id, task.version)
     return task
 
 
-async def _project(uow: UnitOfWork, project_id: int) -> Project:
-    project = await uow.projects.get(project_id)
+async def _project(
+    uow: UnitOfWork,
+    project_id: int,
+    *,
+    for_update: bool = False,
+    expected: Versions = None,
+) -> Project:
+    project = await uow.projects.get(project_id, for_update=for_update)
     if project is None:
         raise ProjectNotFound(project_id)
+    if expected is not None and project.version not in expected:
+        raise VersionMismatch("Project", project_id, project.version)
     return project
+
+
+async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run `attempt` again, reading afresh, when a concurrent write got between
+    its read and its write, instead of writing back a stale copy."""
+    for _ in range(ATTEMPTS - 1):
+        try:
+            return await attempt()
+        except ConcurrentUpdate:
+            continue
+    return await attempt()
 
 
 async def _ensure_accepts_tasks(uow: UnitOfWork, project_id: int) -> None:
@@ -87,25 +128,50 @@ class TaskService:
         async with self._uow(owner_id=owner_id) as uow:
             return await uow.tasks.list(query)
 
-    async def update(self, owner_id: int, task_id: int, changes: TaskChanges) -> Task:
-        """Apply a partial update; moving into an archived project is a conflict."""
-        async with self._uow(owner_id=owner_id) as uow:
-            task = await _task(uow, task_id)
-            version, project_id = task.version, task.project_id
-            if not task.apply(changes, self._clock.now()):
-                return task
-            if task.project_id is not None and task.project_id != project_id:
-                await _ensure_accepts_tasks(uow, task.project_id)
-            await uow.tasks.update(task, expected_version=version)
-            await uow.commit()
-        return task
+    async def update(
+        self,
+        owner_id: int,
+        task_id: int,
+        changes: TaskChanges,
+        *,
+        expected: Versions = None,
+    ) -> Task:
+        """Apply a partial update to the task as it is now.
 
-    async def delete(self, owner_id: int, task_id: int) -> None:
-        """Delete the task, or raise TaskNotFound."""
-        async with self._uow(owner_id=owner_id) as uow:
-            if not await uow.tasks.remove(task_id):
-                raise TaskNotFound(task_id)
-            await uow.commit()
+        Moving into an archived project is a conflict; a task at none of the
+        `expected` versions is a VersionMismatch.
+        """
+
+        async def attempt() -> Task:
+            async with self._uow(owner_id=owner_id) as uow:
+                task = await _task(uow, task_id, for_update=True, expected=expected)
+                version, project_id = task.version, task.project_id
+                if not task.apply(changes, self._clock.now()):
+                    return task
+                if task.project_id is not None and task.project_id != project_id:
+                    await _ensure_accepts_tasks(uow, task.project_id)
+                await uow.tasks.update(task, expected_version=version)
+                await uow.commit()
+            return task
+
+        return await _retrying(attempt)
+
+    async def delete(
+        self, owner_id: int, task_id: int, *, expected: Versions = None
+    ) -> None:
+        """Delete the task; TaskNotFound, or VersionMismatch as for update."""
+
+        async def attempt() -> None:
+            async with self._uow(owner_id=owner_id) as uow:
+                version = None
+                if expected is not None:
+                    task = await _task(uow, task_id, for_update=True, expected=expected)
+                    version = task.version
+                if not await uow.tasks.remove(task_id, expected_version=version):
+                    raise TaskNotFound(task_id)
+                await uow.commit()
+
+        await _retrying(attempt)
 
 
 class ProjectService:
@@ -136,27 +202,54 @@ class ProjectService:
             return await uow.projects.list(query)
 
     async def update(
-        self, owner_id: int, project_id: int, changes: ProjectChanges
+        self,
+        owner_id: int,
+        project_id: int,
+        changes: ProjectChanges,
+        *,
+        expected: Versions = None,
     ) -> Project:
-        """Apply a partial update; renaming onto a taken name is a conflict."""
-        async with self._uow(owner_id=owner_id) as uow:
-            project = await _project(uow, project_id)
-            version = project.version
-            if not project.apply(changes, self._clock.now()):
-                return project
-            await uow.projects.update(project, expected_version=version)
-            await uow.commit()
-        return project
+        """Apply a partial update to the project as it is now.
 
-    async def delete(self, owner_id: int, project_id: int) -> None:
+        Renaming onto a taken name is a conflict; a project at none of the
+        `expected` versions is a VersionMismatch.
+        """
+
+        async def attempt() -> Project:
+            async with self._uow(owner_id=owner_id) as uow:
+                project = await _project(
+                    uow, project_id, for_update=True, expected=expected
+                )
+                version = project.version
+                if not project.apply(changes, self._clock.now()):
+                    return project
+                await uow.projects.update(project, expected_version=version)
+                await uow.commit()
+            return project
+
+        return await _retrying(attempt)
+
+    async def delete(
+        self, owner_id: int, project_id: int, *, expected: Versions = None
+    ) -> None:
         """Delete an empty project; one that still has tasks is a conflict."""
-        async with self._uow(owner_id=owner_id) as uow:
-            task_count = await uow.tasks.count_in_project(project_id)
-            if task_count:
-                raise ProjectHasTasks(project_id, task_count)
-            if not await uow.projects.remove(project_id):
-                raise ProjectNotFound(project_id)
-            await uow.commit()
+
+        async def attempt() -> None:
+            async with self._uow(owner_id=owner_id) as uow:
+                version = None
+                if expected is not None:
+                    project = await _project(
+                        uow, project_id, for_update=True, expected=expected
+                    )
+                    version = project.version
+                task_count = await uow.tasks.count_in_project(project_id)
+                if task_count:
+                    raise ProjectHasTasks(project_id, task_count)
+                if not await uow.projects.remove(project_id, expected_version=version):
+                    raise ProjectNotFound(project_id)
+                await uow.commit()
+
+        await _retrying(attempt)
 
     async def list_tasks(
         self, owner_id: int, project_id: int, query: TaskQuery

@@ -13,10 +13,11 @@
     │   ├── ProjectHasTasks
     │   ├── UserNameTaken
     │   └── ConcurrentUpdate
+    ├── VersionMismatch
     └── InvalidValue
 
 Entry points map this tree to their own vocabulary once (HTTP: 401, 404, 409,
-422); nothing below them knows about status codes.
+412, 422); nothing below them knows about status codes.
 """
 
 
@@ -96,6 +97,17 @@ class ConcurrentUpdate(Conflict):
             f"{kind} {entity_id} was changed by another request meanwhile; "
             "fetch it again and retry."
         )
+
+
+class VersionMismatch(DomainError):
+    """The caller made its change conditional on versions the entity is not at."""
+
+    def __init__(self, kind: str, entity_id: int, version: int) -> None:
+        super().__init__(
+            f"{kind} {entity_id} is at version {version}, not at a version the "
+            "request expected; fetch it again and decide anew."
+        )
+        self.version = version
 
 
 class UserNotFound(NotFound):

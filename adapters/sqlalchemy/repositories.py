@@ -87,9 +87,11 @@ class _SqlAlchemyRepository(Generic[E]):
         except IntegrityError as error:
             raise_for_constraint(error, self._constraint_errors(entity))
 
-    async def get(self, entity_id: int) -> E | None:
+    async def get(self, entity_id: int, *, for_update: bool = False) -> E | None:
         table = self._table
         statement = sa.select(table).where(self._mine, table.c.id == entity_id)
+        if for_update:  # SQLite renders nothing: BEGIN IMMEDIATE already serializes
+            statement = statement.with_for_update()
         row = (await self._session.execute(statement)).one_or_none()
         return None if row is None else self._to_entity(row)
 
@@ -112,15 +114,20 @@ class _SqlAlchemyRepository(Generic[E]):
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(self._kind, entity.id)
 
-    async def remove(self, entity_id: int) -> bool:
-        statement = sa.delete(self._table).where(
-            self._mine, self._table.c.id == entity_id
-        )
+    async def remove(self, entity_id: int, expected_version: int | None = None) -> bool:
+        table = self._table
+        statement = sa.delete(table).where(self._mine, table.c.id == entity_id)
+        if expected_version is not None:
+            statement = statement.where(table.c.version == expected_version)
         try:
             result = await self._session.execute(statement)
         except IntegrityError as error:
             raise_for_constraint(error, self._removal_errors(entity_id))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        if result.rowcount or expected_version is None:  # type: ignore[attr-defined]
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+        if await self.get(entity_id) is None:
+            return False
+        raise ConcurrentUpdate(self._kind, entity_id)
 
     async def _list(
         self,

@@ -20,6 +20,7 @@ from domain.errors import (
     InvalidValue,
     NotFound,
     Unauthenticated,
+    VersionMismatch,
 )
 from entrypoints.logs import current_request_id
 
@@ -34,6 +35,7 @@ _DOMAIN_STATUS: list[tuple[type[DomainError], int, str, str]] = [
     (NotFound, 404, "not-found", "Not found"),
     (Conflict, 409, "conflict", "Conflict"),
     (InvalidValue, 422, "validation-error", "Validation failed"),
+    (VersionMismatch, 412, "version-mismatch", "Precondition failed"),
 ]
 
 

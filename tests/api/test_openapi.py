@@ -14,17 +14,24 @@ OPERATIONS = {
     ("post", "/tasks"): {400, 409, 422},
     ("get", "/tasks"): {422},
     ("get", "/tasks/{id}"): {404, 422},
-    ("patch", "/tasks/{id}"): {400, 404, 409, 422},
-    ("delete", "/tasks/{id}"): {404, 422},
+    ("patch", "/tasks/{id}"): {400, 404, 409, 412, 422},
+    ("delete", "/tasks/{id}"): {404, 412, 422},
     ("post", "/projects"): {400, 409, 422},
     ("get", "/projects"): {422},
     ("get", "/projects/{id}"): {404, 422},
-    ("patch", "/projects/{id}"): {400, 404, 409, 422},
-    ("delete", "/projects/{id}"): {404, 409, 422},
+    ("patch", "/projects/{id}"): {400, 404, 409, 412, 422},
+    ("delete", "/projects/{id}"): {404, 409, 412, 422},
     ("get", "/projects/{id}/tasks"): {404, 422},
     ("get", "/healthz"): set(),
     ("get", "/readyz"): {503},
 }
+# Every operation on the data may also answer these.
+DATA_ERRORS = {401, 429, 503}
+HEALTH = {("get", "/healthz"), ("get", "/readyz")}
+# Conditional reads answer 304, without a body.
+NOT_MODIFIED = {("get", "/tasks/{id}"), ("get", "/projects/{id}")}
+
+
 SUCCESS = {"post": "201", "get": "200", "patch": "200", "delete": "204"}
 
 
@@ -77,6 +84,10 @@ async def test_every_operation_declares_its_success_and_error_responses(
 
     assert SUCCESS[method] in statuses
     assert {str(s) for s in OPERATIONS[method, path]} <= statuses
+    if (method, path) not in HEALTH:
+        assert {str(s) for s in DATA_ERRORS} <= statuses
+    if (method, path) in NOT_MODIFIED:
+        assert "ETag" in operation["responses"]["304"]["headers"]
     assert operation.get("summary")
 
 
@@ -86,7 +97,8 @@ async def test_error_responses_are_documented_as_problem_details(
 ) -> None:
     operation = operations(openapi)[method, path]
 
-    for status in OPERATIONS[method, path]:
+    extra = DATA_ERRORS if (method, path) not in HEALTH else set()
+    for status in OPERATIONS[method, path] | extra:
         content = operation["responses"][str(status)]["content"]
         assert PROBLEM_JSON in content, (status, content)
         schema = resolve(openapi, content[PROBLEM_JSON]["schema"])

@@ -141,6 +141,8 @@ def without_id(value: Any, entity_id: int) -> Any:
 def answer(response: Response, *ids: int) -> tuple[int, str, Any]:
     """What a response says, with the given ids masked."""
     body: Any = response.json() if response.content else None
+    if isinstance(body, dict) and "request_id" in body:  # each request's own
+        assert body.pop("request_id") == response.headers["X-Request-ID"]
     for entity_id in ids:
         body = without_id(body, entity_id)
     media_type = response.headers.get("content-type", "").split(";")[0]

@@ -6,6 +6,14 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from application.services import ProjectService
 from entrypoints.container import Container
 from entrypoints.http.auth import OwnerId
+from entrypoints.http.conditional import (
+    IfMatch,
+    IfNoneMatch,
+    expected_versions,
+    not_modified,
+    not_modified_response,
+    with_etag,
+)
 from entrypoints.http.openapi import route_responses
 from entrypoints.http.schemas import (
     INT64_MAX,
@@ -39,6 +47,7 @@ async def create_project(
     """Create a project; its name must be unique, ignoring case."""
     project = await projects.create(owner, body.name, body.description)
     response.headers["Location"] = f"/projects/{project.id}"
+    with_etag(response, project.version)
     return ProjectRead.of(project)
 
 
@@ -54,44 +63,63 @@ async def list_projects(
 
 
 @router.get(
-    "/{project_id}", response_model=ProjectRead, responses=route_responses(404, 422)
+    "/{project_id}",
+    response_model=ProjectRead,
+    responses=route_responses(304, 404, 422, etag=True),
 )
 @inject
 async def get_project(
-    project_id: ProjectId, projects: ProjectServiceDep, owner: OwnerId
-) -> ProjectRead:
+    project_id: ProjectId,
+    response: Response,
+    projects: ProjectServiceDep,
+    owner: OwnerId,
+    if_none_match: IfNoneMatch = None,
+) -> ProjectRead | Response:
     """Get one project."""
-    return ProjectRead.of(await projects.get(owner, project_id))
+    project = await projects.get(owner, project_id)
+    if not_modified(if_none_match, project.version):
+        return not_modified_response(project.version)
+    with_etag(response, project.version)
+    return ProjectRead.of(project)
 
 
 @router.patch(
     "/{project_id}",
     response_model=ProjectRead,
-    responses=route_responses(400, 404, 409, 413, 422),
+    responses=route_responses(400, 404, 409, 412, 413, 422, etag=True),
 )
 @inject
 async def update_project(
     project_id: ProjectId,
     body: ProjectUpdate,
+    response: Response,
     projects: ProjectServiceDep,
     owner: OwnerId,
+    if_match: IfMatch = None,
 ) -> ProjectRead:
     """Rename, describe, archive or unarchive a project."""
-    return ProjectRead.of(await projects.update(owner, project_id, body.to_changes()))
+    project = await projects.update(
+        owner, project_id, body.to_changes(), expected=expected_versions(if_match)
+    )
+    with_etag(response, project.version)
+    return ProjectRead.of(project)
 
 
 @router.delete(
     "/{project_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=route_responses(404, 409, 422),
+    responses=route_responses(404, 409, 412, 422),
 )
 @inject
 async def delete_project(
-    project_id: ProjectId, projects: ProjectServiceDep, owner: OwnerId
+    project_id: ProjectId,
+    projects: ProjectServiceDep,
+    owner: OwnerId,
+    if_match: IfMatch = None,
 ) -> None:
     """Delete a project that has no tasks."""
-    await projects.delete(owner, project_id)
+    await projects.delete(owner, project_id, expected=expected_versions(if_match))
 
 
 @router.get(

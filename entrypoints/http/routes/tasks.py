@@ -6,6 +6,14 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from application.services import CreateTask, TaskService
 from entrypoints.container import Container
 from entrypoints.http.auth import OwnerId
+from entrypoints.http.conditional import (
+    IfMatch,
+    IfNoneMatch,
+    expected_versions,
+    not_modified,
+    not_modified_response,
+    with_etag,
+)
 from entrypoints.http.openapi import route_responses
 from entrypoints.http.schemas import (
     INT64_MAX,
@@ -35,6 +43,7 @@ async def create_task(
     """Create a task."""
     task = await tasks.create(owner, CreateTask(**body.model_dump()))
     response.headers["Location"] = f"/tasks/{task.id}"
+    with_etag(response, task.version)
     return TaskRead.of(task)
 
 
@@ -47,33 +56,58 @@ async def list_tasks(
     return filters.page(await tasks.list(owner, filters.query()), TaskRead.of)
 
 
-@router.get("/{task_id}", response_model=TaskRead, responses=route_responses(404, 422))
+@router.get(
+    "/{task_id}",
+    response_model=TaskRead,
+    responses=route_responses(304, 404, 422, etag=True),
+)
 @inject
-async def get_task(task_id: TaskId, tasks: TaskServiceDep, owner: OwnerId) -> TaskRead:
+async def get_task(
+    task_id: TaskId,
+    response: Response,
+    tasks: TaskServiceDep,
+    owner: OwnerId,
+    if_none_match: IfNoneMatch = None,
+) -> TaskRead | Response:
     """Get one task."""
-    return TaskRead.of(await tasks.get(owner, task_id))
+    task = await tasks.get(owner, task_id)
+    if not_modified(if_none_match, task.version):
+        return not_modified_response(task.version)
+    with_etag(response, task.version)
+    return TaskRead.of(task)
 
 
 @router.patch(
     "/{task_id}",
     response_model=TaskRead,
-    responses=route_responses(400, 404, 409, 413, 422),
+    responses=route_responses(400, 404, 409, 412, 413, 422, etag=True),
 )
 @inject
 async def update_task(
-    task_id: TaskId, body: TaskUpdate, tasks: TaskServiceDep, owner: OwnerId
+    task_id: TaskId,
+    body: TaskUpdate,
+    response: Response,
+    tasks: TaskServiceDep,
+    owner: OwnerId,
+    if_match: IfMatch = None,
 ) -> TaskRead:
     """Change some of a task's fields."""
-    return TaskRead.of(await tasks.update(owner, task_id, body.to_changes()))
+    task = await tasks.update(
+        owner, task_id, body.to_changes(), expected=expected_versions(if_match)
+    )
+    with_etag(response, task.version)
+    return TaskRead.of(task)
 
 
 @router.delete(
     "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=route_responses(404, 422),
+    responses=route_responses(404, 412, 422),
 )
 @inject
-async def delete_task(task_id: TaskId, tasks: TaskServiceDep, owner: OwnerId) -> None:
+async def delete_task(
+    task_id: TaskId, tasks: TaskServiceDep, owner: OwnerId, if_match: IfMatch = None
+) -> None:
     """Delete a task."""
-    await tasks.delete(owner, task_id)
+    await tasks.delete(owner, task_id, expected=expected_versions(if_match))
