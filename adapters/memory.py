@@ -9,9 +9,11 @@ import asyncio
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+from application.ports import IdempotencyRecord, StoredResponse
 from application.queries import Page, ProjectQuery, TaskQuery, Window
 from domain.errors import (
     ConcurrentUpdate,
@@ -41,6 +43,9 @@ class InMemoryStore:
     user_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     token_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Outside units of work and their snapshots, as in SQL, where each call
+    # of the idempotency store is a transaction of its own.
+    idempotency: dict[tuple[int, str], IdempotencyRecord] = field(default_factory=dict)
 
 
 def _sort_key(value: Any) -> tuple[bool, Any]:
@@ -323,3 +328,47 @@ class InMemoryIdentityUnitOfWork(_InMemoryTransaction):
         super().__init__(store)
         self.users = InMemoryUserRepository(store)
         self.tokens = InMemoryTokenRepository(store)
+
+
+class InMemoryIdempotencyStore:
+    """Each method runs without awaiting, so each is atomic on the event loop."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._records = store.idempotency
+
+    async def insert(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        existing = self._records.get((record.owner_id, record.key))
+        if existing is None:
+            self._records[record.owner_id, record.key] = record
+        return existing
+
+    async def replace(self, record: IdempotencyRecord, previous_claim: str) -> bool:
+        return self._swap(record.owner_id, record.key, previous_claim, record)
+
+    async def complete(
+        self, owner_id: int, key: str, claim: str, response: StoredResponse
+    ) -> None:
+        existing = self._records.get((owner_id, key))
+        if existing is not None:
+            self._swap(owner_id, key, claim, replace(existing, response=response))
+
+    async def release(self, owner_id: int, key: str, claim: str) -> None:
+        self._swap(owner_id, key, claim, None)
+
+    async def purge(self, now: datetime) -> int:
+        expired = [k for k, r in self._records.items() if r.expires_at <= now]
+        for key in expired:
+            del self._records[key]
+        return len(expired)
+
+    def _swap(
+        self, owner_id: int, key: str, claim: str, record: IdempotencyRecord | None
+    ) -> bool:
+        existing = self._records.get((owner_id, key))
+        if existing is None or existing.claim != claim:
+            return False
+        if record is None:
+            del self._records[owner_id, key]
+        else:
+            self._records[owner_id, key] = record
+        return True

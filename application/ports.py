@@ -9,6 +9,7 @@ like one that does not exist (get gives None, update and remove find nothing,
 lists and counts leave it out), and `add` stamps the owner on the entity.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -163,3 +164,51 @@ class IdentityUnitOfWork(Transaction, Protocol):
 
     users: UserRepository
     tokens: TokenRepository
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    owner_id: int
+    key: str
+    claim: str  # who holds the key: a new value for every claim and take-over
+    fingerprint: str  # of the request, to tell a retry from a different request
+    created_at: datetime
+    expires_at: datetime
+    locked_until: datetime  # the claim's lease, while there is no response
+    response: StoredResponse | None = None
+
+
+class IdempotencyStore(Protocol):
+    """Idempotency records by (owner, key). Each method is one transaction of its
+    own: a record must be visible to other workers while its request runs."""
+
+    async def insert(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Store `record` unless its owner already has its key; if so, the
+        record there (and nothing is stored)."""
+        ...
+
+    async def replace(self, record: IdempotencyRecord, previous_claim: str) -> bool:
+        """Store `record` over the one with its key, if that one still holds
+        `previous_claim`; whether it did."""
+        ...
+
+    async def complete(
+        self, owner_id: int, key: str, claim: str, response: StoredResponse
+    ) -> None:
+        """Store the response, if the key is still held by `claim`."""
+        ...
+
+    async def release(self, owner_id: int, key: str, claim: str) -> None:
+        """Forget the key, if it is still held by `claim`."""
+        ...
+
+    async def purge(self, now: datetime) -> int:
+        """Forget every key that expired by `now`; how many."""
+        ...

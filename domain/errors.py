@@ -12,8 +12,10 @@
     │   ├── ProjectArchived
     │   ├── ProjectHasTasks
     │   ├── UserNameTaken
-    │   └── ConcurrentUpdate
+    │   ├── ConcurrentUpdate
+    │   └── RequestInProgress
     ├── VersionMismatch
+    ├── IdempotencyKeyReused
     └── InvalidValue
 
 Entry points map this tree to their own vocabulary once (HTTP: 401, 404, 409,
@@ -108,6 +110,24 @@ class VersionMismatch(DomainError):
             "request expected; fetch it again and decide anew."
         )
         self.version = version
+
+
+class RequestInProgress(Conflict):
+    def __init__(self) -> None:
+        super().__init__(
+            "A request with this Idempotency-Key is still being processed; "
+            "retry shortly to get its response."
+        )
+
+
+class IdempotencyKeyReused(DomainError):
+    """An idempotency key came back with a different request than its first."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This Idempotency-Key was used for a different request; "
+            "use a new key for a new request."
+        )
 
 
 class UserNotFound(NotFound):

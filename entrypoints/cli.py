@@ -62,6 +62,23 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _idempotency_keys(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.backend == "memory":
+        print("memory:// keeps its keys inside the server process.", file=sys.stderr)
+        return 2
+    purged = asyncio.run(_purge(build_container(settings)))
+    print(f"Purged {purged} expired idempotency key(s).")
+    return 0
+
+
+async def _purge(container: Container) -> int:
+    try:
+        return await container.idempotency_service().purge()
+    finally:
+        if container.engine.initialized:
+            await container.engine().dispose()
+
+
 def _identity(args: argparse.Namespace, settings: Settings) -> int:
     if settings.backend == "memory":
         print("memory:// keeps users inside the server process.", file=sys.stderr)
@@ -172,6 +189,15 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token_actions.add_parser("revoke", help="revoke a token at once")
     revoke.add_argument("prefix", help="the token's prefix, as `tokens list` shows")
     tokens.set_defaults(run=_identity)
+
+    keys = commands.add_parser(
+        "idempotency-keys", help="manage stored Idempotency-Key responses"
+    )
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    key_actions.add_parser(
+        "purge", help="forget the keys older than 24 hours (also done as it serves)"
+    )
+    keys.set_defaults(run=_idempotency_keys)
     return parser
 
 

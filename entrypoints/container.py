@@ -2,15 +2,18 @@ from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
 from adapters.memory import (
+    InMemoryIdempotencyStore,
     InMemoryIdentityUnitOfWork,
     InMemoryStore,
     InMemoryUnitOfWork,
 )
 from adapters.sqlalchemy.engine import create_engine, create_session_factory
+from adapters.sqlalchemy.idempotency import SqlAlchemyIdempotencyStore
 from adapters.sqlalchemy.unit_of_work import (
     SqlAlchemyIdentityUnitOfWork,
     SqlAlchemyUnitOfWork,
 )
+from application.idempotency import IdempotencyService
 from application.identity import IdentityService
 from application.services import ProjectService, TaskService
 from entrypoints.settings import Settings
@@ -51,6 +54,14 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Factory(InMemoryIdentityUnitOfWork, store=memory_store),
     )
 
+    idempotency_store = providers.Selector(
+        config.backend,
+        sql=providers.Singleton(
+            SqlAlchemyIdempotencyStore, session_factory=session_factory
+        ),
+        memory=providers.Singleton(InMemoryIdempotencyStore, store=memory_store),
+    )
+
     task_service = providers.Factory(
         TaskService, uow=unit_of_work.provider, clock=clock
     )
@@ -59,6 +70,10 @@ class Container(containers.DeclarativeContainer):
     )
     identity_service = providers.Factory(
         IdentityService, uow=identity_unit_of_work.provider, clock=clock
+    )
+    # One per process: it remembers when it last purged expired keys.
+    idempotency_service = providers.Singleton(
+        IdempotencyService, store=idempotency_store, clock=clock
     )
 
 

@@ -42,7 +42,8 @@ def postgres_url(postgres_database: str) -> str:
     """The run's PostgreSQL database, emptied before each test."""
     run_sql(
         postgres_database,
-        "TRUNCATE tasks, projects, api_tokens, users RESTART IDENTITY CASCADE",
+        "TRUNCATE idempotency_keys, tasks, projects, api_tokens, users "
+        "RESTART IDENTITY CASCADE",
     )
     return postgres_database
 

@@ -141,3 +141,25 @@ tasks = sa.Table(
     sa.Index(None, "owner_id", "updated_at", "id"),
     sqlite_autoincrement=True,  # never reuse a deleted task's id
 )
+
+# The first response to each (owner, Idempotency-Key), replayed to retries.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column(
+        "owner_id",
+        Id,
+        sa.ForeignKey(users.c.id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("claim", sa.String(32), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("locked_until", UTCDateTime(), nullable=False),
+    sa.Column("response_status", sa.SmallInteger()),
+    sa.Column("response_headers", sa.JSON()),
+    sa.Column("response_body", sa.LargeBinary()),
+    sa.Index(None, "expires_at"),
+)

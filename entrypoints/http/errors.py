@@ -17,8 +17,10 @@ from adapters.sqlalchemy.engine import database_unavailable
 from domain.errors import (
     Conflict,
     DomainError,
+    IdempotencyKeyReused,
     InvalidValue,
     NotFound,
+    RequestInProgress,
     Unauthenticated,
     VersionMismatch,
 )
@@ -36,6 +38,7 @@ _DOMAIN_STATUS: list[tuple[type[DomainError], int, str, str]] = [
     (Conflict, 409, "conflict", "Conflict"),
     (InvalidValue, 422, "validation-error", "Validation failed"),
     (VersionMismatch, 412, "version-mismatch", "Precondition failed"),
+    (IdempotencyKeyReused, 422, "idempotency-key-reused", "Idempotency key reused"),
 ]
 
 
@@ -120,8 +123,11 @@ async def _domain_error(request: Request, exc: Exception) -> ProblemResponse:
                 "type": "invalid_value",
             }
         ]
-    # The same answer for every reason a token fails: no hint which it was.
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers: dict[str, str] | None = None
+    if status == 401:  # the same answer for every reason a token fails
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, RequestInProgress):
+        headers = {"Retry-After": "1"}
     return problem(
         status, exc.message, kind=kind, title=title, errors=errors, headers=headers
     )

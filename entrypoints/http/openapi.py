@@ -42,7 +42,13 @@ def route_responses(
         responses[status] = response
     if created:
         location = {"description": "The path of the created resource.", **_HEADER}
-        responses[201] = {"headers": {"Location": location, **_ETAG}}
+        replayed = {
+            "description": "`true` on a replay for a repeated Idempotency-Key.",
+            **_HEADER,
+        }
+        responses[201] = {
+            "headers": {"Location": location, **_ETAG, "Idempotent-Replayed": replayed}
+        }
     elif etag:
         responses[200] = {"headers": _ETAG}
     return responses

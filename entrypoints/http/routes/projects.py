@@ -1,18 +1,26 @@
 from typing import Annotated
 
 from dependency_injector.wiring import Provide, inject
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
+from application.idempotency import IdempotencyService
 from application.services import ProjectService
 from entrypoints.container import Container
 from entrypoints.http.auth import OwnerId
 from entrypoints.http.conditional import (
     IfMatch,
     IfNoneMatch,
+    etag,
     expected_versions,
     not_modified,
     not_modified_response,
     with_etag,
+)
+from entrypoints.http.idempotency import (
+    IdempotencyKey,
+    created,
+    fingerprint,
+    idempotently,
 )
 from entrypoints.http.openapi import route_responses
 from entrypoints.http.schemas import (
@@ -31,6 +39,9 @@ router = APIRouter(prefix="/projects", tags=["projects"])
 ProjectServiceDep = Annotated[
     ProjectService, Depends(Provide[Container.project_service])
 ]
+IdempotencyDep = Annotated[
+    IdempotencyService, Depends(Provide[Container.idempotency_service])
+]
 ProjectId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The project's id.")]
 
 
@@ -42,13 +53,23 @@ ProjectId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The project's i
 )
 @inject
 async def create_project(
-    body: ProjectCreate, response: Response, projects: ProjectServiceDep, owner: OwnerId
-) -> ProjectRead:
+    body: ProjectCreate,
+    request: Request,
+    projects: ProjectServiceDep,
+    idempotency: IdempotencyDep,
+    owner: OwnerId,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Create a project; its name must be unique, ignoring case."""
-    project = await projects.create(owner, body.name, body.description)
-    response.headers["Location"] = f"/projects/{project.id}"
-    with_etag(response, project.version)
-    return ProjectRead.of(project)
+
+    async def create() -> Response:
+        project = await projects.create(owner, body.name, body.description)
+        location = f"/projects/{project.id}"
+        return created(ProjectRead.of(project), location, etag(project.version))
+
+    return await idempotently(
+        idempotency, owner, idempotency_key, fingerprint(request, body), create
+    )
 
 
 @router.get("", response_model=Page[ProjectRead], responses=route_responses(422))

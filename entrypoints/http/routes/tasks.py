@@ -1,18 +1,26 @@
 from typing import Annotated
 
 from dependency_injector.wiring import Provide, inject
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
+from application.idempotency import IdempotencyService
 from application.services import CreateTask, TaskService
 from entrypoints.container import Container
 from entrypoints.http.auth import OwnerId
 from entrypoints.http.conditional import (
     IfMatch,
     IfNoneMatch,
+    etag,
     expected_versions,
     not_modified,
     not_modified_response,
     with_etag,
+)
+from entrypoints.http.idempotency import (
+    IdempotencyKey,
+    created,
+    fingerprint,
+    idempotently,
 )
 from entrypoints.http.openapi import route_responses
 from entrypoints.http.schemas import (
@@ -27,6 +35,9 @@ from entrypoints.http.schemas import (
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 TaskServiceDep = Annotated[TaskService, Depends(Provide[Container.task_service])]
+IdempotencyDep = Annotated[
+    IdempotencyService, Depends(Provide[Container.idempotency_service])
+]
 TaskId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The task's id.")]
 
 
@@ -38,13 +49,22 @@ TaskId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The task's id.")]
 )
 @inject
 async def create_task(
-    body: TaskCreate, response: Response, tasks: TaskServiceDep, owner: OwnerId
-) -> TaskRead:
+    body: TaskCreate,
+    request: Request,
+    tasks: TaskServiceDep,
+    idempotency: IdempotencyDep,
+    owner: OwnerId,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Create a task."""
-    task = await tasks.create(owner, CreateTask(**body.model_dump()))
-    response.headers["Location"] = f"/tasks/{task.id}"
-    with_etag(response, task.version)
-    return TaskRead.of(task)
+
+    async def create() -> Response:
+        task = await tasks.create(owner, CreateTask(**body.model_dump()))
+        return created(TaskRead.of(task), f"/tasks/{task.id}", etag(task.version))
+
+    return await idempotently(
+        idempotency, owner, idempotency_key, fingerprint(request, body), create
+    )
 
 
 @router.get("", response_model=Page[TaskRead], responses=route_responses(422))

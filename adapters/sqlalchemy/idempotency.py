@@ -1,0 +1,108 @@
+"""Idempotency records in SQL, each call one short transaction of its own, so a
+claim is visible to every worker and host while its request runs."""
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from adapters.sqlalchemy.tables import idempotency_keys as keys
+from application.ports import IdempotencyRecord, StoredResponse
+from domain.errors import RequestInProgress
+
+
+def _row(record: IdempotencyRecord) -> dict[str, Any]:
+    response = record.response
+    return {
+        "owner_id": record.owner_id,
+        "key": record.key,
+        "claim": record.claim,
+        "fingerprint": record.fingerprint,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "locked_until": record.locked_until,
+        "response_status": None if response is None else response.status,
+        "response_headers": None if response is None else list(response.headers),
+        "response_body": None if response is None else response.body,
+    }
+
+
+def _record(row: sa.Row[Any]) -> IdempotencyRecord:
+    response = None
+    if row.response_status is not None:
+        response = StoredResponse(
+            status=row.response_status,
+            headers=tuple((name, value) for name, value in row.response_headers),
+            body=bytes(row.response_body),
+        )
+    return IdempotencyRecord(
+        owner_id=row.owner_id,
+        key=row.key,
+        claim=row.claim,
+        fingerprint=row.fingerprint,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        locked_until=row.locked_until,
+        response=response,
+    )
+
+
+class SqlAlchemyIdempotencyStore:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._session_factory = session_factory
+
+    async def insert(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        where = (keys.c.owner_id == record.owner_id, keys.c.key == record.key)
+        for _ in range(3):  # the key may be released between insert and select
+            try:
+                async with self._session_factory() as session, session.begin():
+                    await session.execute(sa.insert(keys).values(_row(record)))
+                return None
+            except IntegrityError:
+                pass  # the key is taken (a concurrent insert waited for its commit)
+            async with self._session_factory() as session:
+                statement = sa.select(keys).where(*where)
+                row = (await session.execute(statement)).one_or_none()
+            if row is not None:
+                return _record(row)
+        raise RequestInProgress()
+
+    async def replace(self, record: IdempotencyRecord, previous_claim: str) -> bool:
+        return await self._where_claimed(
+            record.owner_id, record.key, previous_claim, _row(record)
+        )
+
+    async def complete(
+        self, owner_id: int, key: str, claim: str, response: StoredResponse
+    ) -> None:
+        values = {
+            "response_status": response.status,
+            "response_headers": list(response.headers),
+            "response_body": response.body,
+        }
+        await self._where_claimed(owner_id, key, claim, values)
+
+    async def release(self, owner_id: int, key: str, claim: str) -> None:
+        await self._where_claimed(owner_id, key, claim, None)
+
+    async def purge(self, now: Any) -> int:
+        async with self._session_factory() as session, session.begin():
+            result = await session.execute(
+                sa.delete(keys).where(keys.c.expires_at <= now)
+            )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _where_claimed(
+        self, owner_id: int, key: str, claim: str, values: dict[str, Any] | None
+    ) -> bool:
+        """Update (or, without values, delete) the record if `claim` holds it."""
+        where = (keys.c.owner_id == owner_id, keys.c.key == key, keys.c.claim == claim)
+        statement = (
+            sa.delete(keys).where(*where)
+            if values is None
+            else sa.update(keys).where(*where).values(values)
+        )
+        async with self._session_factory() as session, session.begin():
+            result = await session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
