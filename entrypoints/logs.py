@@ -52,5 +52,7 @@ def log_config(level: str) -> dict[str, Any]:
             "uvicorn": {"level": level.upper()},
             "uvicorn.error": {"level": level.upper()},
             "uvicorn.access": {"level": level.upper()},
+            # Alembic's chatter each time /readyz reads the schema's revision.
+            "alembic.runtime.migration": {"level": "WARNING"},
         },
     }

@@ -1,5 +1,6 @@
 """Is the database's schema the one this code expects? Alembic says."""
 
+from functools import cache
 from pathlib import Path
 
 from alembic.migration import MigrationContext
@@ -12,8 +13,14 @@ import migrations
 MIGRATIONS = Path(migrations.__file__).parent
 
 
+@cache
+def _heads() -> frozenset[str]:
+    """The migrations' heads: read once, since /readyz asks on every probe."""
+    return frozenset(ScriptDirectory(str(MIGRATIONS)).get_heads())
+
+
 def _problem(connection: Connection) -> str | None:
-    heads = set(ScriptDirectory(str(MIGRATIONS)).get_heads())
+    heads = _heads()
     current = set(MigrationContext.configure(connection).get_current_heads())
     if current == heads:
         return None
