@@ -123,6 +123,15 @@ async def _domain_error(request: Request, exc: Exception) -> ProblemResponse:
                 "type": "invalid_value",
             }
         ]
+    elif isinstance(exc, IdempotencyKeyReused):
+        errors = [
+            {
+                "field": "Idempotency-Key",
+                "location": "header",
+                "message": exc.message,
+                "type": "idempotency_key_reused",
+            }
+        ]
     headers: dict[str, str] | None = None
     if status == 401:  # the same answer for every reason a token fails
         headers = {"WWW-Authenticate": "Bearer"}

@@ -56,12 +56,10 @@ class RequestId:
             return
         request_id = request_id_from(Headers(scope=scope).get("x-request-id"))
         token = current_request_id.set(request_id)
-        try:
-            await self.app(
-                scope, receive, with_headers(send, {"X-Request-ID": request_id})
-            )
-        finally:
-            current_request_id.reset(token)
+        await self.app(scope, receive, with_headers(send, {"X-Request-ID": request_id}))
+        # Not reset when the app raised: the server's error handler, outside
+        # every middleware, logs the error with the id still set.
+        current_request_id.reset(token)
 
 
 class SecurityHeaders:

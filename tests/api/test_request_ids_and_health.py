@@ -10,7 +10,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from adapters.sqlalchemy.engine import database_unavailable
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
+from entrypoints.logs import RequestIdFilter
 from tests.api.helpers import assert_problem
+from tests.api.test_hardening import BrokenTaskService, serve
 from tests.conftest import test_settings
 from tests.databases import run_sql
 
@@ -156,3 +158,16 @@ def test_a_statement_timeout_counts_as_unavailable() -> None:
 )
 def test_bugs_and_constraint_errors_do_not(error: Exception) -> None:
     assert not database_unavailable(error)
+
+
+async def test_a_crash_is_logged_with_the_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.handler.addFilter(RequestIdFilter())
+    async with serve(raise_app_exceptions=False, tasks=BrokenTaskService()) as client:
+        response = await client.get("/tasks", headers={"X-Request-ID": "crash-1"})
+
+    assert assert_problem(response, 500)
+    crash_lines = [r for r in caplog.records if r.exc_info]
+    assert crash_lines
+    assert {getattr(r, "request_id", None) for r in crash_lines} == {"crash-1"}
