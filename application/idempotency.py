@@ -6,6 +6,7 @@ with the same key and the same request replays that response. A claim is a
 lease: if the worker holding it dies, a retry may take it over once it lapses.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +19,8 @@ from application.ports import (
     StoredResponse,
 )
 from domain.errors import IdempotencyKeyReused, RequestInProgress
+
+logger = logging.getLogger(__name__)
 
 KEEP_FOR: Final = timedelta(hours=24)
 LEASE: Final = timedelta(seconds=60)
@@ -109,4 +112,9 @@ class IdempotencyService:
         stays small without a scheduled job."""
         if self._purged_at is None or now - self._purged_at >= PURGE_EVERY:
             self._purged_at = now
-            await self._store.purge(now)
+            try:
+                await self._store.purge(now)
+            except Exception:
+                # Housekeeping must not fail the request that holds the claim
+                # (nor leave its key claimed); the next purge catches up.
+                logger.warning("Purging expired idempotency keys failed", exc_info=True)

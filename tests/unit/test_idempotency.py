@@ -1,7 +1,7 @@
 """IdempotencyService's decisions, on the in-memory store with a frozen clock."""
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -219,3 +219,21 @@ async def test_claiming_keys_purges_expired_ones_at_most_every_few_minutes(
     clock.advance(seconds=1)
     await claim(service, "later")
     assert (OWNER, "old-2") not in store.idempotency
+
+
+async def test_a_failing_purge_neither_fails_the_request_nor_keeps_its_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class PurgeFails(InMemoryIdempotencyStore):
+        async def purge(self, now: datetime) -> int:
+            raise OSError("the database went away")
+
+    store = InMemoryStore()
+    service = IdempotencyService(PurgeFails(store), FrozenClock())
+
+    claim = await service.begin(1, "k", "f" * 64)
+    assert isinstance(claim, Claim)
+    await service.abandon(claim)
+
+    assert store.idempotency == {}
+    assert "Purging expired idempotency keys failed" in caplog.text
