@@ -49,9 +49,17 @@ def expected_versions(if_match: str | None) -> frozenset[int] | None:
     if if_match is None or if_match.strip() == "*":
         return None
     return frozenset(
-        int(tag)
-        for weak, tag in _tags(if_match)
-        if not weak and tag.isascii() and tag.isdecimal() and len(tag) <= 19
+        int(tag) for weak, tag in _tags(if_match) if not weak and _is_ours(tag)
+    )
+
+
+def _is_ours(tag: str) -> bool:
+    """Is `tag` exactly as we write a version? ("02" is another tag than "2".)"""
+    return (
+        tag.isascii()
+        and tag.isdecimal()
+        and len(tag) <= 19
+        and (tag == "0" or not tag.startswith("0"))
     )
 
 

@@ -163,12 +163,6 @@ async def test_a_patch_or_delete_if_matching_another_version_is_412_and_does_not
     await assert_unchanged(client, path, current)
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason='product bug: If-Match "01" is read as version 1, but strong comparison '
-    'is character by character and the ETag is "1"',
-)
 async def test_if_match_with_leading_zeros_is_another_tag(client: AsyncClient) -> None:
     path, current = await at_version_2(client, "tasks")
 
