@@ -28,10 +28,11 @@ def route_responses(
     """The problem details a route can answer with, and its success's headers.
 
     Every route needs a token, is rate limited and uses the database, so every
-    route may answer 401, 429 and 503.
+    route may answer 401, 429 and 503; and any request may come with a body, so
+    every route may answer 413.
     """
     responses: dict[int | str, Any] = {}
-    for status in sorted({401, 429, 503, *statuses}):
+    for status in sorted({401, 413, 429, 503, *statuses}):
         response: dict[str, Any] = {"description": _DESCRIPTIONS[status]}
         if status == 304:
             response["headers"] = _ETAG

@@ -166,6 +166,24 @@ async def test_a_streamed_body_over_the_limit_is_refused_before_it_is_all_read()
     assert listed.json()["items"] == []
 
 
+async def test_any_route_refuses_a_body_over_the_limit_as_its_openapi_says() -> None:
+    async with serve(max_body_bytes=64) as client:
+        spec = (await client.get("/openapi.json")).json()
+        answers = {
+            (method.upper(), path): await client.request(
+                method.upper(),
+                path.replace("{task_id}", "1").replace("{project_id}", "1"),
+                content=b"x" * 100,
+            )
+            for path, item in spec["paths"].items()
+            for method in item
+        }
+
+    for (method, path), response in answers.items():
+        assert_problem(response, 413)
+        assert "413" in spec["paths"][path][method.lower()]["responses"], path
+
+
 async def test_bodies_within_the_limit_are_served_streamed_or_not() -> None:
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"title": '

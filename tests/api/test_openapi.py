@@ -22,11 +22,11 @@ OPERATIONS = {
     ("patch", "/projects/{id}"): {400, 404, 409, 412, 422},
     ("delete", "/projects/{id}"): {404, 409, 412, 422},
     ("get", "/projects/{id}/tasks"): {404, 422},
-    ("get", "/healthz"): set(),
-    ("get", "/readyz"): {503},
+    ("get", "/healthz"): {413},
+    ("get", "/readyz"): {413, 503},
 }
 # Every operation on the data may also answer these.
-DATA_ERRORS = {401, 429, 503}
+DATA_ERRORS = {401, 413, 429, 503}
 HEALTH = {("get", "/healthz"), ("get", "/readyz")}
 # Conditional reads answer 304, without a body.
 NOT_MODIFIED = {("get", "/tasks/{id}"), ("get", "/projects/{id}")}

@@ -24,12 +24,16 @@ class Status(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+_TOO_LARGE: dict[int | str, Any] = {
+    413: {"model": Problem, "description": "Request body too large"}
+}
 _UNAVAILABLE: dict[int | str, Any] = {
-    503: {"model": Problem, "description": "Not ready; see detail and Retry-After"}
+    **_TOO_LARGE,
+    503: {"model": Problem, "description": "Not ready; see detail and Retry-After"},
 }
 
 
-@router.get("/healthz", response_model=Status)
+@router.get("/healthz", response_model=Status, responses=_TOO_LARGE)
 async def healthz() -> Status:
     """The process is alive and answering."""
     return Status()

@@ -49,7 +49,7 @@ ProjectId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The project's i
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ProjectRead,
-    responses=route_responses(400, 409, 413, 422, created=True),
+    responses=route_responses(400, 409, 422, created=True),
 )
 @inject
 async def create_project(
@@ -107,7 +107,7 @@ async def get_project(
 @router.patch(
     "/{project_id}",
     response_model=ProjectRead,
-    responses=route_responses(400, 404, 409, 412, 413, 422, etag=True),
+    responses=route_responses(400, 404, 409, 412, 422, etag=True),
 )
 @inject
 async def update_project(

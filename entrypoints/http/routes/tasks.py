@@ -45,7 +45,7 @@ TaskId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The task's id.")]
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskRead,
-    responses=route_responses(400, 409, 413, 422, created=True),
+    responses=route_responses(400, 409, 422, created=True),
 )
 @inject
 async def create_task(
@@ -100,7 +100,7 @@ async def get_task(
 @router.patch(
     "/{task_id}",
     response_model=TaskRead,
-    responses=route_responses(400, 404, 409, 412, 413, 422, etag=True),
+    responses=route_responses(400, 404, 409, 412, 422, etag=True),
 )
 @inject
 async def update_task(
