@@ -4,7 +4,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Final, Generic, Literal, TypeVar
 
-from domain.values import Priority
+from domain.errors import InvalidValue
+from domain.values import Priority, unstorable
 
 T = TypeVar("T")
 
@@ -56,6 +57,9 @@ class TaskQuery:
     descending: bool = True
     window: Window = field(default_factory=Window)
 
+    def __post_init__(self) -> None:
+        _check_search(self.q)
+
 
 @dataclass(frozen=True, slots=True)
 class ProjectQuery:
@@ -66,6 +70,16 @@ class ProjectQuery:
     sort: ProjectSortField = "created_at"
     descending: bool = True
     window: Window = field(default_factory=Window)
+
+    def __post_init__(self) -> None:
+        _check_search(self.q)
+
+
+def _check_search(q: str | None) -> None:
+    """Text no database can hold matches nothing alike everywhere: refuse it."""
+    problem = None if q is None else unstorable(q)
+    if problem is not None:
+        raise InvalidValue("q", f"q {problem}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from adapters.memory import InMemoryStore
-from application.queries import TaskQuery
+from application.queries import ProjectQuery, TaskQuery
 from application.services import CreateTask, ProjectService, TaskService
 from domain.errors import (
     InvalidValue,
@@ -183,3 +183,15 @@ async def test_a_failed_use_case_leaves_the_store_as_it_was(
             OWNER, task.id or 0, TaskChanges(title="Moved", project_id=other.id)
         )
     assert (store.tasks, store.projects) == before
+
+
+@pytest.mark.parametrize("q", ["a\x00b", "\ud800"])
+def test_a_search_no_database_could_hold_is_invalid_before_any_adapter_sees_it(
+    q: str,
+) -> None:
+    with pytest.raises(InvalidValue) as task_error:
+        TaskQuery(q=q)
+    with pytest.raises(InvalidValue) as project_error:
+        ProjectQuery(q=q)
+
+    assert task_error.value.field == project_error.value.field == "q"
