@@ -1,8 +1,7 @@
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import event, exc
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -39,36 +38,3 @@ def _begin_immediate(connection: Connection) -> None:
     # Take the write lock up front: a transaction that reads and then writes can
     # then wait for another writer instead of failing with "database is locked".
     connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _unavailable_errors() -> tuple[type[BaseException], ...]:
-    import asyncpg.exceptions as pg  # type: ignore[import-untyped]
-
-    return (
-        OSError,  # refused, reset, unreachable, connect timeout
-        sqlite3.OperationalError,  # database is locked or busy
-        exc.OperationalError,
-        exc.TimeoutError,  # no pooled connection came free in time
-        pg.PostgresConnectionError,
-        pg.OperatorInterventionError,  # statement timeout, shutdown, starting up
-        pg.InsufficientResourcesError,  # too many connections, disk full
-    )
-
-
-def database_unavailable(error: BaseException) -> bool:
-    """Is `error` the database being unreachable, down, overloaded or too slow,
-    rather than a bug? Then the request may succeed if retried a little later."""
-    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
-        return True
-    unavailable = _unavailable_errors()
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, unavailable):
-            return True
-        seen.add(id(current))
-        if isinstance(current, exc.DBAPIError) and current.orig is not None:
-            current = current.orig
-        else:
-            current = current.__cause__ or current.__context__
-    return False

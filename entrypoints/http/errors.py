@@ -13,7 +13,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from adapters.sqlalchemy.engine import database_unavailable
 from domain.errors import (
     Conflict,
     DomainError,
@@ -25,6 +24,7 @@ from domain.errors import (
     VersionMismatch,
 )
 from entrypoints.logs import current_request_id
+from entrypoints.outages import database_unavailable
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ import pytest
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from adapters.sqlalchemy.engine import database_unavailable
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
 from entrypoints.logs import RequestIdFilter
+from entrypoints.outages import database_unavailable
 from tests.api.helpers import assert_problem
 from tests.api.test_hardening import BrokenTaskService, serve
 from tests.conftest import test_settings

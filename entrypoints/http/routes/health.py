@@ -7,9 +7,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from adapters.sqlalchemy.engine import database_unavailable
 from entrypoints.http.errors import ProblemResponse, unavailable
 from entrypoints.http.schemas import Problem
+from entrypoints.outages import database_unavailable
 from entrypoints.schema import schema_problem
 
 logger = logging.getLogger(__name__)
