@@ -12,7 +12,6 @@ binaries run as the `postgres` user, since initdb and postgres refuse root.
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Literal, NoReturn
 import pytest
 
 from tests.databases import postgres_required
+from tests.served import free_port
 
 ShutdownMode = Literal["smart", "fast", "immediate"]
 
@@ -155,9 +155,3 @@ def _unavailable(reason: str) -> NoReturn:
     if postgres_required():
         pytest.fail(f"TASKHUB_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

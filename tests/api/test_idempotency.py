@@ -7,11 +7,8 @@ their owner, lapse after 24 hours and are purged. The CLI's purge runs last.
 
 import asyncio
 import json
-import os
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,8 +25,8 @@ from entrypoints.http.schemas import ProjectCreate, TaskCreate
 from tests.api.helpers import assert_invalid, assert_problem, patch
 from tests.conftest import test_settings
 from tests.fakes import TickingClock
+from tests.served import environment, taskhub
 
-TASKHUB = str(Path(sys.executable).with_name("taskhub"))
 REUSED = "urn:taskhub:problem:idempotency-key-reused"
 CONFLICT = "urn:taskhub:problem:conflict"
 
@@ -390,18 +387,10 @@ async def test_the_cli_purges_the_expired_keys_of_a_database(sqlite_url: str) ->
             )
         await container.engine().dispose()
 
-        process = await asyncio.create_subprocess_exec(
-            TASKHUB,
-            "idempotency-keys",
-            "purge",
-            env={**os.environ, "TASKHUB_DATABASE_URL": sqlite_url},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+        env = environment(sqlite_url)
+        purge = await asyncio.to_thread(taskhub, env, "idempotency-keys", "purge")
 
-        assert process.returncode == 0, stderr.decode()
-        assert stdout.decode() == "Purged 1 expired idempotency key(s).\n"
+        assert purge.stdout == "Purged 1 expired idempotency key(s).\n"
         async with container.session_factory()() as session:
             keys = await session.scalars(sa.select(idempotency_keys.c.key))
             assert list(keys) == ["live"]

@@ -8,9 +8,7 @@ test runs on a database of its own on the shared server.
 """
 
 import asyncio
-import os
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -25,16 +23,11 @@ from sqlalchemy.engine import make_url
 
 from entrypoints.settings import Settings
 from tests.databases import fresh_postgres_database, postgres_server
-from tests.throwaway_postgres import (
-    ShutdownMode,
-    ThrowawayPostgres,
-    free_port,
-    throwaway_postgres,
-)
+from tests.served import environment, serve
+from tests.throwaway_postgres import ShutdownMode, ThrowawayPostgres, throwaway_postgres
 
 pytestmark = pytest.mark.postgres
 
-TASKHUB = str(Path(sys.executable).with_name("taskhub"))
 DEADLINE = 30.0  # seconds; a bound on failure, not a timing requirement
 POOLED = 4  # connections the service holds in its pool when the database goes
 IN_FLIGHT = 2  # requests waiting for a query's answer when the database goes
@@ -70,45 +63,14 @@ class Service:
 def served(database_url: str, tmp_path: Path, **settings: str) -> Iterator[Service]:
     """`taskhub serve` on a free port for a migrated database, until the end."""
     token_file = tmp_path / "token"
-    env = {
-        **os.environ,
-        "TASKHUB_DATABASE_URL": database_url,
-        "TASKHUB_FIRST_TOKEN_FILE": str(token_file),
-        "TASKHUB_RATE_LIMIT": "",
-        **{f"TASKHUB_{name.upper()}": value for name, value in settings.items()},
-    }
-    port = free_port()
-    # A file, not a pipe: the outage makes the service log tracebacks, and a full
-    # pipe would block it.
-    log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [TASKHUB, "serve", "--port", str(port)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            try:
-                httpx.get(f"{base_url}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text()) from None
-                time.sleep(0.1)
+    env = environment(
+        database_url, first_token_file=str(token_file), rate_limit="", **settings
+    )
+    with serve(env, tmp_path / "serve.log") as server:
         token = token_file.read_text().strip()
-        yield Service(base_url, database_url, token, process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        yield Service(
+            server.base_url, database_url, token, server.process, server.log_file
+        )
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,6 @@ the service on a fast machine and a slow one; only the time it takes differs.
 import asyncio
 import os
 import random
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -27,10 +24,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.values import Priority
 from tests.databases import fresh_postgres_database, postgres_server
+from tests.served import (
+    STARTUP_DEADLINE,
+    Served,
+    environment,
+    log_problems,
+    serve,
+    taskhub,
+)
 
-TASKHUB = str(Path(sys.executable).with_name("taskhub"))
 WORKERS = 2
-STARTUP_DEADLINE = 30.0
 
 HOT_TASKS = 4  # the tasks every writer fights over
 CREATE_KEYS = 150
@@ -51,12 +54,6 @@ IN_PROGRESS_PATIENCE = 30.0
 IN_PROGRESS_PAUSE = 0.02  # shorter than Retry-After, to race the first request
 PRIORITIES = [p.value for p in Priority]
 FAR_DATE = date(2030, 1, 1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -89,27 +86,19 @@ class Server:
 
     def problems(self, lines: int = 60) -> str:
         """The end of the server's log, without the access log's line per request."""
-        log = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(
-            [line for line in log if "uvicorn.access" not in line][-lines:]
-        )
+        return "\n".join(log_problems(self.log).splitlines()[-lines:])
 
 
-def _wait_until_serving(
-    process: subprocess.Popen[bytes], base_url: str, token_file: Path, log_file: Path
-) -> None:
-    """Until every worker has started and the first user's token is written."""
+def _wait_until_every_worker_serves(served: Served, token_file: Path) -> None:
+    """Until every worker has started and the first user's token is written: one
+    worker answering is not enough."""
     deadline = time.monotonic() + STARTUP_DEADLINE
     while True:
-        log = log_file.read_text(errors="replace")
+        log = served.log()
         started = log.count("Application startup complete")
         if started >= WORKERS and token_file.exists() and token_file.read_text():
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).is_success:
-                    return
-            except httpx.TransportError:
-                pass
-        if process.poll() is not None or time.monotonic() > deadline:
+            return
+        if served.process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"taskhub serve did not start:\n{log}")
         time.sleep(0.1)
 
@@ -121,36 +110,14 @@ def server(tmp_path: Path) -> Iterator[Server]:
         postgres_server() as admin_url,
         fresh_postgres_database(admin_url, migrated=False) as database_url,
     ):
-        token_file, log = tmp_path / "token", tmp_path / "serve.log"
-        env = {
-            **os.environ,
-            "TASKHUB_DATABASE_URL": database_url,
-            "TASKHUB_FIRST_TOKEN_FILE": str(token_file),
-            "TASKHUB_RATE_LIMIT": "",
-        }
-        subprocess.run([TASKHUB, "db", "upgrade"], env=env, check=True, timeout=60)
-        port = _free_port()
-        # A file, not a pipe: the access log of a few thousand requests would fill
-        # a pipe nobody reads, and block the workers.
-        with log.open("wb") as stderr:
-            process = subprocess.Popen(
-                [TASKHUB, "serve", "--workers", str(WORKERS), "--port", str(port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            _wait_until_serving(process, base_url, token_file, log)
+        token_file = tmp_path / "token"
+        env = environment(database_url, first_token_file=str(token_file), rate_limit="")
+        taskhub(env, "db", "upgrade")
+        log = tmp_path / "serve.log"
+        with serve(env, log, "--workers", str(WORKERS)) as served:
+            _wait_until_every_worker_serves(served, token_file)
             token = token_file.read_text().strip()
-            yield Server(base_url, token, database_url, log, process.pid)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            yield Server(served.base_url, token, database_url, log, served.process.pid)
 
 
 @dataclass

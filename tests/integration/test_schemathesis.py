@@ -7,21 +7,17 @@ response the document does not promise: an undocumented status code or content
 type, a body outside the response schema, a documented header missing.
 """
 
-import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.databases import fresh_postgres_database, postgres_server
+from tests.served import environment, log_problems, serve, taskhub
 
-TASKHUB = str(Path(sys.executable).with_name("taskhub"))
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 
 CHECKS = (
@@ -52,16 +48,10 @@ sensitive-markers = ["token", "secret", "password", "auth", "session", "credenti
 
 
 @dataclass(frozen=True)
-class Served:
+class Target:
     base_url: str
     token: str
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -79,52 +69,21 @@ def server_database_url(
 
 
 @pytest.fixture
-def served(server_database_url: str, tmp_path: Path) -> Iterator[Served]:
+def target(server_database_url: str, tmp_path: Path) -> Iterator[Target]:
     token_file = tmp_path / "token"
-    env = {
-        **os.environ,
-        "TASKHUB_DATABASE_URL": server_database_url,
-        "TASKHUB_FIRST_TOKEN_FILE": str(token_file),
+    env = environment(
+        server_database_url,
+        first_token_file=str(token_file),
         # A rate limit would answer most generated requests with 429.
-        "TASKHUB_RATE_LIMIT": "",
-    }
-    subprocess.run([TASKHUB, "db", "upgrade"], env=env, check=True, timeout=60)
-    port = _free_port()
-    log = tmp_path / "server.log"
-    # A file, not a pipe: nobody reads the access log while the run goes on, and
-    # a full pipe would stall the server.
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [TASKHUB, "serve", "--port", str(port)],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base_url}/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text()) from None
-                time.sleep(0.1)
-        yield Served(base_url, token_file.read_text().strip(), log)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _server_errors(log: Path) -> str:
-    """The server's log without its access lines: tracebacks of any 5xx."""
-    lines = log.read_text(errors="replace").splitlines()
-    return "\n".join(line for line in lines if " uvicorn.access " not in line)
+        rate_limit="",
+    )
+    taskhub(env, "db", "upgrade")
+    with serve(env, tmp_path / "server.log") as served:
+        yield Target(served.base_url, token_file.read_text().strip(), served.log_file)
 
 
 def test_every_response_to_generated_requests_is_one_the_openapi_document_promises(
-    served: Served, tmp_path: Path
+    target: Target, tmp_path: Path
 ) -> None:
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
@@ -133,9 +92,9 @@ def test_every_response_to_generated_requests_is_one_the_openapi_document_promis
         "--config-file",
         str(config),
         "run",
-        f"{served.base_url}/openapi.json",
+        f"{target.base_url}/openapi.json",
         "--header",
-        f"Authorization: Bearer {served.token}",
+        f"Authorization: Bearer {target.token}",
         "--checks",
         ",".join(CHECKS),
         # Examples (none are in the document yet), boundary values (coverage),
@@ -178,5 +137,5 @@ def test_every_response_to_generated_requests_is_one_the_openapi_document_promis
     assert exit_code == 0, (
         f"schemathesis exited {exit_code}:\n{run.stdout}\n{run.stderr}\n"
         f"--- the server's log, access lines left out ---\n"
-        f"{_server_errors(served.log)}"
+        f"{log_problems(target.log)}"
     )

@@ -1,13 +1,10 @@
 """`taskhub serve` as real processes: concurrent writers, SIGTERM, its log."""
 
 import asyncio
-import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -22,105 +19,34 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.databases import fresh_postgres_database, postgres_server
+from tests.served import EXIT_DEADLINE, Served, environment, start, taskhub
 
-TASKHUB = str(Path(sys.executable).with_name("taskhub"))
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-STARTUP_DEADLINE = 30.0
-EXIT_DEADLINE = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _environment(database_url: str, **settings: str) -> dict[str, str]:
     """The environment of a `taskhub` command: no rate limit, `settings` on top."""
-    env = {**os.environ, "TASKHUB_DATABASE_URL": database_url, "TASKHUB_RATE_LIMIT": ""}
-    return env | {f"TASKHUB_{name.upper()}": value for name, value in settings.items()}
-
-
-@dataclass
-class Served:
-    """One running `taskhub serve`, its stderr going to a file."""
-
-    process: subprocess.Popen[bytes]
-    base_url: str
-    stderr: Path
-
-    def log(self) -> str:
-        return self.stderr.read_text(errors="replace")
-
-
-def _start(env: dict[str, str], stderr: Path) -> Served:
-    port = _free_port()
-    # A file rather than a pipe: a chatty server can never block on a full pipe.
-    with stderr.open("wb") as log:
-        process = subprocess.Popen(
-            [TASKHUB, "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    return Served(process, f"http://127.0.0.1:{port}", stderr)
-
-
-def _wait_until_up(served: Served) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE
-    while True:
-        try:
-            httpx.get(f"{served.base_url}/openapi.json", timeout=1)
-            return
-        except httpx.TransportError:
-            if served.process.poll() is not None or time.monotonic() > deadline:
-                message = f"taskhub serve did not start:\n{served.log()}"
-                raise RuntimeError(message) from None
-            time.sleep(0.1)
-
-
-def _stop(served: Served) -> None:
-    if served.process.poll() is None:
-        served.process.terminate()
-    try:
-        served.process.wait(timeout=EXIT_DEADLINE)
-    except subprocess.TimeoutExpired:
-        served.process.kill()
-        served.process.wait()
-        raise
+    return environment(database_url, rate_limit="", **settings)
 
 
 @contextmanager
-def _serving(env: dict[str, str], *stderr: Path) -> Iterator[list[Served]]:
-    """One server per `stderr` file on the same settings, started side by side."""
+def _serving(env: dict[str, str], *logs: Path) -> Iterator[list[Served]]:
+    """One server per log file on the same settings, started side by side."""
     with ExitStack() as stack:
         servers = []
-        for path in stderr:
-            servers.append(_start(env, path))
-            stack.callback(_stop, servers[-1])
+        for log in logs:
+            servers.append(start(env, log))
+            stack.callback(servers[-1].stop)
         for served in servers:
-            _wait_until_up(served)
+            served.wait_until_up()
         yield servers
-
-
-def _taskhub(env: dict[str, str], *args: str) -> str:
-    """Run a `taskhub` command to completion; its stdout."""
-    done = subprocess.run(
-        [TASKHUB, *args],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return done.stdout
 
 
 @pytest.fixture
 def sqlite_file(tmp_path: Path) -> Path:
     """A SQLite file that `taskhub db upgrade` has migrated."""
     database = tmp_path / "taskhub.db"
-    _taskhub(_environment(f"sqlite:///{database}"), "db", "upgrade")
+    taskhub(_environment(f"sqlite:///{database}"), "db", "upgrade")
     return database
 
 
@@ -174,9 +100,8 @@ async def _listed(served: Served, token: str) -> tuple[int, dict[int, str]]:
 @pytest.fixture
 def loader_token(sqlite_file: Path) -> str:
     """A token of a user made on the command line, before any server starts."""
-    return _taskhub(
-        _environment(f"sqlite:///{sqlite_file}"), "users", "create", "loader"
-    )
+    env = _environment(f"sqlite:///{sqlite_file}")
+    return taskhub(env, "users", "create", "loader").stdout
 
 
 async def test_two_servers_on_one_sqlite_file_store_exactly_the_tasks_they_created(
