@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.databases import fresh_postgres_database, postgres_server
 from tests.served import environment, log_problems, serve, taskhub
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
@@ -52,20 +51,6 @@ class Target:
     base_url: str
     token: str
     log: Path
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def server_database_url(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/taskhub.db"
-        return
-    with (
-        postgres_server() as server,
-        fresh_postgres_database(server, migrated=False) as url,
-    ):
-        yield url
 
 
 @pytest.fixture

@@ -6,22 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.databases import fresh_postgres_database, postgres_server
 from tests.served import environment, serve, taskhub
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def server_database_url(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/taskhub.db"  # a plain URL, as a user writes it
-        return
-    with (
-        postgres_server() as server,
-        fresh_postgres_database(server, migrated=False) as url,
-    ):
-        yield url
 
 
 @pytest.fixture
