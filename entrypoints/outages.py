@@ -1,10 +1,12 @@
 """Which errors mean the database is down or overloaded, rather than a bug."""
 
 import sqlite3
+from functools import cache
 
 from sqlalchemy import exc
 
 
+@cache
 def _unavailable_errors() -> tuple[type[BaseException], ...]:
     import asyncpg.exceptions as pg  # type: ignore[import-untyped]
 

@@ -1,51 +1,17 @@
 """Idempotency records in SQL, each call one short transaction of its own, so a
 claim is visible to every worker and host while its request runs."""
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from adapters.sqlalchemy.mapping import idempotency_to_record, idempotency_to_row
 from adapters.sqlalchemy.tables import idempotency_keys as keys
 from application.ports import IdempotencyRecord, StoredResponse
 from domain.errors import RequestInProgress
-
-
-def _row(record: IdempotencyRecord) -> dict[str, Any]:
-    response = record.response
-    return {
-        "owner_id": record.owner_id,
-        "key": record.key,
-        "claim": record.claim,
-        "fingerprint": record.fingerprint,
-        "created_at": record.created_at,
-        "expires_at": record.expires_at,
-        "locked_until": record.locked_until,
-        "response_status": None if response is None else response.status,
-        "response_headers": None if response is None else list(response.headers),
-        "response_body": None if response is None else response.body,
-    }
-
-
-def _record(row: sa.Row[Any]) -> IdempotencyRecord:
-    response = None
-    if row.response_status is not None:
-        response = StoredResponse(
-            status=row.response_status,
-            headers=tuple((name, value) for name, value in row.response_headers),
-            body=bytes(row.response_body),
-        )
-    return IdempotencyRecord(
-        owner_id=row.owner_id,
-        key=row.key,
-        claim=row.claim,
-        fingerprint=row.fingerprint,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        locked_until=row.locked_until,
-        response=response,
-    )
 
 
 class SqlAlchemyIdempotencyStore:
@@ -56,8 +22,9 @@ class SqlAlchemyIdempotencyStore:
         where = (keys.c.owner_id == record.owner_id, keys.c.key == record.key)
         for _ in range(3):  # the key may be released between insert and select
             try:
+                values = idempotency_to_row(record)
                 async with self._session_factory() as session, session.begin():
-                    await session.execute(sa.insert(keys).values(_row(record)))
+                    await session.execute(sa.insert(keys).values(values))
                 return None
             except IntegrityError:
                 pass  # the key is taken (a concurrent insert waited for its commit)
@@ -65,12 +32,12 @@ class SqlAlchemyIdempotencyStore:
                 statement = sa.select(keys).where(*where)
                 row = (await session.execute(statement)).one_or_none()
             if row is not None:
-                return _record(row)
+                return idempotency_to_record(row)
         raise RequestInProgress()
 
     async def replace(self, record: IdempotencyRecord, previous_claim: str) -> bool:
         return await self._where_claimed(
-            record.owner_id, record.key, previous_claim, _row(record)
+            record.owner_id, record.key, previous_claim, idempotency_to_row(record)
         )
 
     async def complete(
@@ -86,7 +53,7 @@ class SqlAlchemyIdempotencyStore:
     async def release(self, owner_id: int, key: str, claim: str) -> None:
         await self._where_claimed(owner_id, key, claim, None)
 
-    async def purge(self, now: Any) -> int:
+    async def purge(self, now: datetime) -> int:
         async with self._session_factory() as session, session.begin():
             result = await session.execute(
                 sa.delete(keys).where(keys.c.expires_at <= now)

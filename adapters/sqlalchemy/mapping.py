@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from adapters.sqlalchemy.tables import metadata
+from application.ports import IdempotencyRecord, StoredResponse
 from domain.errors import DomainError
 from domain.projects import Project
 from domain.tasks import Task
@@ -102,6 +103,42 @@ def token_to_entity(row: sa.Row[Any]) -> ApiToken:
         expires_at=row.expires_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+    )
+
+
+def idempotency_to_row(record: IdempotencyRecord) -> dict[str, Any]:
+    response = record.response
+    return {
+        "owner_id": record.owner_id,
+        "key": record.key,
+        "claim": record.claim,
+        "fingerprint": record.fingerprint,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "locked_until": record.locked_until,
+        "response_status": None if response is None else response.status,
+        "response_headers": None if response is None else list(response.headers),
+        "response_body": None if response is None else response.body,
+    }
+
+
+def idempotency_to_record(row: sa.Row[Any]) -> IdempotencyRecord:
+    response = None
+    if row.response_status is not None:
+        response = StoredResponse(
+            status=row.response_status,
+            headers=tuple((name, value) for name, value in row.response_headers),
+            body=bytes(row.response_body),
+        )
+    return IdempotencyRecord(
+        owner_id=row.owner_id,
+        key=row.key,
+        claim=row.claim,
+        fingerprint=row.fingerprint,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        locked_until=row.locked_until,
+        response=response,
     )
 
 

@@ -49,7 +49,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.container = container
-    install_middleware(app, settings)
+    install_middleware(app, settings, unlimited=health.PATHS)
     add_error_handlers(app)
     app.include_router(health.router)
     app.include_router(tasks.router)

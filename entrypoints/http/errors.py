@@ -77,6 +77,13 @@ def _location_and_field(loc: tuple[int | str, ...]) -> tuple[str | None, str]:
     return location, ".".join(str(part) for part in rest) or "(body)"
 
 
+def _field_error(
+    field: str, location: str | None, message: str, kind: str
+) -> dict[str, str | None]:
+    """One entry of a 422's `errors`."""
+    return {"field": field, "location": location, "message": message, "type": kind}
+
+
 async def _request_validation(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, RequestValidationError)
     errors: list[dict[str, str | None]] = []
@@ -89,14 +96,8 @@ async def _request_validation(request: Request, exc: Exception) -> ProblemRespon
                 title="Malformed JSON",
             )
         location, field = _location_and_field(tuple(error["loc"]))
-        errors.append(
-            {
-                "field": field,
-                "location": location,
-                "message": error["msg"].removeprefix("Value error, "),
-                "type": error["type"],
-            }
-        )
+        message = error["msg"].removeprefix("Value error, ")
+        errors.append(_field_error(field, location, message, error["type"]))
     fields = ", ".join(sorted({str(e["field"]) for e in errors}))
     return problem(
         422,
@@ -115,22 +116,12 @@ async def _domain_error(request: Request, exc: Exception) -> ProblemResponse:
     _, status, kind, title = mapped
     errors: list[dict[str, str | None]] | None = None
     if isinstance(exc, InvalidValue):
-        errors = [
-            {
-                "field": exc.field,
-                "location": "body",
-                "message": exc.message,
-                "type": "invalid_value",
-            }
-        ]
+        errors = [_field_error(exc.field, "body", exc.message, "invalid_value")]
     elif isinstance(exc, IdempotencyKeyReused):
         errors = [
-            {
-                "field": "Idempotency-Key",
-                "location": "header",
-                "message": exc.message,
-                "type": "idempotency_key_reused",
-            }
+            _field_error(
+                "Idempotency-Key", "header", exc.message, "idempotency_key_reused"
+            )
         ]
     headers: dict[str, str] | None = None
     if status == 401:  # the same answer for every reason a token fails

@@ -24,7 +24,6 @@ from entrypoints.http.ratelimit import (
     client_key,
     parse_limit,
 )
-from entrypoints.http.routes import health
 from entrypoints.logs import current_request_id, request_id_from
 from entrypoints.settings import Settings
 
@@ -257,7 +256,9 @@ class UnhandledErrors:
             raise
 
 
-def install_middleware(app: FastAPI, settings: Settings) -> None:
+def install_middleware(
+    app: FastAPI, settings: Settings, *, unlimited: frozenset[str] = frozenset()
+) -> None:
     """Wrap `app` in the middleware `settings` ask for.
 
     From the outside in: the request id, which every response and log line
@@ -274,7 +275,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     limit = parse_limit(settings.rate_limit)
     if limit is not None:
         counter = RequestCounter(limit, settings.redis_url)
-        app.add_middleware(RateLimit, counter=counter, exempt=health.PATHS)
+        app.add_middleware(RateLimit, counter=counter, exempt=unlimited)
         _close_at_shutdown(app, counter.close)
     if settings.cors_origins:
         app.add_middleware(
