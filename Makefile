@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install lock clean
+.PHONY: run test lint install lock clean bench bench-smoke
 
 run: $(VENV)/.installed  ## apply migrations to the SQLite file and serve on :8000
 	$(BIN)/taskhub db upgrade
@@ -28,6 +28,26 @@ $(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# The benchmark (bench/README.md): taskhub against the yardsticks in
+# $(PEERS_DIR), with wrk. Pass options through BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS="--db postgres --sizes 10000,1000000"
+PEERS_DIR ?= ../shared/bench-peers
+BENCH_VENV := .bench-venv
+BENCH_ARGS ?=
+
+bench: $(VENV)/.installed $(BENCH_VENV)/.installed  ## the full benchmark (minutes)
+	$(BENCH_VENV)/bin/python bench/run.py --peers-dir $(PEERS_DIR) \
+	    --peers-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+
+bench-smoke: $(VENV)/.installed  ## seconds: does the benchmark harness still work?
+	$(BIN)/python bench/run.py --smoke
+
+$(BENCH_VENV)/.installed: $(PEERS_DIR)/requirements.txt bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	    -r $(PEERS_DIR)/requirements.txt -r bench/requirements.txt
+	touch $@
+
 lock:  ## re-resolve the lock files from pyproject.toml (needs the network)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet .
@@ -40,4 +60,4 @@ lock:  ## re-resolve the lock files from pyproject.toml (needs the network)
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

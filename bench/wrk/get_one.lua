@@ -1,0 +1,7 @@
+-- get-one: GET /tasks/{id} for a random seeded id.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(here .. "common.lua")
+
+function request()
+  return wrk.format("GET", "/tasks/" .. random_id(), base_headers())
+end
