@@ -294,6 +294,25 @@ class Databases:
             self.created.append(name)
         return with_database(self.pg_url, name)
 
+    def clone(self, family: str, into: str) -> str:
+        """A copy of `family`'s database, as `into`; its plain URL."""
+        source = self.url(family)
+        if self.kind == "sqlite":
+            target = self.workdir / (into + ".db")
+            with (
+                contextlib.closing(sqlite3.connect(source.split(":///", 1)[1])) as src,
+                contextlib.closing(sqlite3.connect(target)) as dst,
+            ):
+                src.backup(dst)
+            return f"sqlite:///{target}"
+        name = f"bench_{into}_{self.suffix}"
+        psql(
+            self.pg_url,
+            f'CREATE DATABASE "{name}" TEMPLATE "bench_{family}_{self.suffix}"',
+        )
+        self.created.append(name)
+        return with_database(self.pg_url, name)
+
     def drop(self) -> None:
         for name in reversed(self.created):
             try:
@@ -402,6 +421,20 @@ class Server:
                 return pid
             pid = children[0]
 
+    def wait_idle(self, limit: float = 10) -> float:
+        """Wait until the worker stops working off the last run's requests (the
+        ones wrk gave up on at the end), so they do not eat into the next run."""
+        started = time.monotonic()
+        pid = self.worker_pid()
+        ticks = _cpu_ticks(pid)
+        while time.monotonic() - started < limit:
+            time.sleep(0.2)
+            now = _cpu_ticks(pid)
+            if now - ticks <= 2:  # under 10 % of a core
+                break
+            ticks = now
+        return time.monotonic() - started
+
     def memory(self) -> dict[str, int]:
         """VmHWM (peak resident set) and VmRSS of the worker, in KiB."""
         pid = self.worker_pid()
@@ -432,6 +465,15 @@ class Server:
             return "(no log)"
 
 
+def _cpu_ticks(pid: int) -> int:
+    """User and system time of `pid`, in clock ticks (1/100 s)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
 def _children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -453,42 +495,26 @@ def loader_available(cfg: Config) -> bool:
     return probe.returncode == 0
 
 
-def seed_taskhub(cfg: Config, server: Server, env: dict[str, str], count: int) -> str:
-    """Put `count` tasks of the user `local` into taskhub's database; say how."""
-    if loader_available(cfg):
-        python = cfg.taskhub_bin.parent / "python"
-        generate = subprocess.Popen(
-            [
-                str(python),
-                str(BENCH / "generate_tasks.py"),
-                "--count",
-                str(count),
-                "--seed",
-                str(cfg.seed),
-            ],
-            stdout=subprocess.PIPE,
-        )
-        load = subprocess.run(
-            [str(cfg.taskhub_bin), "tasks", "load", "--user", LOCAL_USER, "-"],
-            stdin=generate.stdout,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-        )
-        assert generate.stdout is not None
-        generate.stdout.close()
-        if generate.wait() != 0 or load.returncode != 0:
-            raise RuntimeError(
-                f"seeding taskhub with the loader failed:\n{load.stderr}"
-            )
-        return "taskhub tasks load"
-    if count > 50_000:
-        raise SystemExit(
-            f"bench: seeding {count} tasks over HTTP would take too long; it needs "
-            "the bulk loader (`taskhub tasks load`, bench/generate_tasks.py)"
-        )
-    _seed_over_http(server, count, cfg.seed)
-    return "HTTP POST /tasks"
+def load_tasks(cfg: Config, env: dict[str, str], count: int) -> None:
+    """generate_tasks.py | taskhub tasks load --user local -"""
+    generate = subprocess.Popen(
+        [
+            *(str(cfg.taskhub_bin.parent / "python"), str(BENCH / "generate_tasks.py")),
+            *("--count", str(count), "--seed", str(cfg.seed)),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    load = subprocess.run(
+        [str(cfg.taskhub_bin), "tasks", "load", "--user", LOCAL_USER, "-"],
+        stdin=generate.stdout,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    assert generate.stdout is not None
+    generate.stdout.close()
+    if generate.wait() != 0 or load.returncode != 0:
+        raise RuntimeError(f"seeding taskhub with the loader failed:\n{load.stderr}")
 
 
 WORDS = [
@@ -498,7 +524,7 @@ WORDS = [
 ]
 
 
-def _seed_over_http(server: Server, count: int, seed: int) -> None:
+def seed_over_http(server: Server, count: int, seed: int) -> None:
     import random
 
     rng = random.Random(seed)
@@ -604,151 +630,128 @@ class Stack:
 
     def _build(self) -> None:
         cfg = self.cfg
-        self.dbs = Databases(self.kind, self.workdir, cfg.pg_url)
-        taskhub_url = self.dbs.url("taskhub")
-        base_env = {
-            "TASKHUB_DATABASE_URL": taskhub_url,
-            "TASKHUB_LOG_LEVEL": "warning",
-            "TASKHUB_FIRST_TOKEN_FILE": "",
-        }
-        run_env = {**os.environ, **base_env}
+        self.dbs = dbs = Databases(self.kind, self.workdir, cfg.pg_url)
+        # Each taskhub configuration gets a database of its own, cloned after
+        # seeding: on one SQLite file, the writes a run leaves in flight would wait
+        # on (and fail behind) the next run's writes from the other server.
+        url = dbs.url("taskhub")
         log(f"{self.kind}: migrating taskhub's database")
-        subprocess.run(
-            [str(cfg.taskhub_bin), "db", "upgrade"],
-            env=run_env,
-            check=True,
-            capture_output=True,
-        )
-        # The production server acts for `local` too, through a token: both taskhub
-        # configurations then serve the same rows from one database.
-        created = subprocess.run(
-            [str(cfg.taskhub_bin), "users", "create", LOCAL_USER],
-            env=run_env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        token = created.stdout.strip().splitlines()[-1]
-        serve = [
-            str(cfg.taskhub_bin),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "{port}",
-        ]
-        self.servers.append(
-            Server(
-                TASKHUB,
-                serve,
-                {**base_env, "TASKHUB_AUTH": "disabled", "TASKHUB_RATE_LIMIT": ""},
-                ROOT,
-                "/readyz",
-                self.workdir / "taskhub.log",
-            )
-        )
-        self.servers.append(
-            Server(
-                TASKHUB_PROD,
-                serve,
-                {
-                    **base_env,
-                    "TASKHUB_AUTH": "required",
-                    "TASKHUB_RATE_LIMIT": PROD_RATE_LIMIT,
-                },
-                ROOT,
-                "/readyz",
-                self.workdir / "taskhub-prod.log",
-                token=token,
-            )
-        )
+        self._taskhub_cli(url, "db", "upgrade")
+        # The production server acts for `local` too, through a token, so both
+        # configurations serve the same rows.
+        token = self._taskhub_cli(url, "users", "create", LOCAL_USER).splitlines()[-1]
+        log(f"{self.kind}: seeding {self.size} tasks into taskhub")
+        started = time.monotonic()
+        method = self._seed_taskhub(url)
+        self.seed_info[TASKHUB] = {
+            "method": method,
+            "seconds": round(time.monotonic() - started, 2),
+        }
+        if self.kind == "postgres":
+            # What autovacuum would soon do after a bulk load: statistics and a
+            # visibility map (the peers' tables get the same below).
+            psql(url, "VACUUM ANALYZE")
+        prod_url = dbs.clone("taskhub", "taskhub_prod")
+        self.servers.append(self._taskhub_server(TASKHUB, url))
+        self.servers.append(self._taskhub_server(TASKHUB_PROD, prod_url, token))
         if cfg.peers:
-            python = str(cfg.peers_python)
-            uvicorn = [
-                python,
-                "-m",
-                "uvicorn",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "{port}",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ]
-            self.servers.append(
-                Server(
-                    TUTORIAL,
-                    [*uvicorn, "app.main:app"],
-                    {
-                        "DATABASE_URL": with_driver(
-                            self.dbs.url("seed"), self._peer_driver()
-                        )
-                    },
-                    cfg.peers_dir / "seed_tutorial",
-                    "/tasks?limit=1",
-                    self.workdir / "seed_tutorial.log",
-                )
-            )
-            self.servers.append(
-                Server(
-                    FLOOR,
-                    [*uvicorn, "--app-dir", str(cfg.peers_dir / "floor"), "app:app"],
-                    {
-                        "DATABASE_URL": with_driver(
-                            self.dbs.url("floor"), self._peer_driver()
-                        )
-                    },
-                    cfg.peers_dir / "floor",
-                    "/tasks?limit=1",
-                    self.workdir / "floor.log",
-                )
-            )
+            self.servers.append(self._peer_server(TUTORIAL, "seed"))
+            self.servers.append(self._peer_server(FLOOR, "floor"))
         for server in self.servers:
             server.start()
         for server in self.servers:
             server.wait_ready()
-        log(
-            f"{self.kind}: {len(self.servers)} servers up; "
-            f"seeding {self.size} tasks each"
-        )
-        self._seed()
-
-    def _peer_driver(self) -> str:
-        return "aiosqlite" if self.kind == "sqlite" else "asyncpg"
-
-    def _seed(self) -> None:
-        assert self.dbs is not None
-        by_name = {s.name: s for s in self.servers}
-        started = time.monotonic()
-        method = seed_taskhub(
-            self.cfg, by_name[TASKHUB], self._taskhub_env(), self.size
-        )
-        self.seed_info["taskhub"] = {
-            "method": method,
-            "seconds": round(time.monotonic() - started, 2),
-        }
-        for name, family in ((TUTORIAL, "seed"), (FLOOR, "floor")):
-            if name in by_name:
+        for server in self.servers:
+            if server.name in PEERS:
+                family = "seed" if server.name == TUTORIAL else "floor"
                 started = time.monotonic()
-                seed_peer(self.kind, self.dbs.url(family), self.size)
-                self.seed_info[name] = {
+                seed_peer(self.kind, dbs.url(family), self.size)
+                if self.kind == "postgres":
+                    psql(dbs.url(family), "VACUUM ANALYZE")
+                self.seed_info[server.name] = {
                     "method": "SQL INSERT",
                     "seconds": round(time.monotonic() - started, 2),
                 }
-        if self.kind == "postgres":
-            # What autovacuum would get to soon after a bulk load: fresh statistics
-            # and a visibility map, for every server alike.
-            for family in ("taskhub", "seed", "floor"):
-                name = f"bench_{family}_{self.dbs.suffix}"
-                if name in self.dbs.created:
-                    psql(with_database(self.cfg.pg_url, name), "VACUUM ANALYZE")
         for server in self.servers:
             self.targets[server.name] = self._target(server)
-        log(f"{self.kind}: seeded ({self.seed_info})")
+        log(f"{self.kind}: {len(self.servers)} servers up and seeded: {self.seed_info}")
 
-    def _taskhub_env(self) -> dict[str, str]:
-        return self.servers[0].env
+    def _taskhub_env(self, url: str) -> dict[str, str]:
+        return {
+            "TASKHUB_DATABASE_URL": url,
+            "TASKHUB_LOG_LEVEL": "warning",
+            "TASKHUB_FIRST_TOKEN_FILE": "",
+        }
+
+    def _taskhub_cli(self, url: str, *args: str) -> str:
+        done = subprocess.run(
+            [str(self.cfg.taskhub_bin), *args],
+            env={**os.environ, **self._taskhub_env(url)},
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"taskhub {' '.join(args)} failed:\n{done.stderr}")
+        return done.stdout.strip()
+
+    def _taskhub_server(self, name: str, url: str, token: str | None = None) -> Server:
+        if token is None:
+            config = {"TASKHUB_AUTH": "disabled", "TASKHUB_RATE_LIMIT": ""}
+        else:
+            config = {"TASKHUB_AUTH": "required", "TASKHUB_RATE_LIMIT": PROD_RATE_LIMIT}
+        return Server(
+            name,
+            [
+                str(self.cfg.taskhub_bin),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "{port}",
+            ],
+            {**self._taskhub_env(url), **config},
+            ROOT,
+            "/readyz",
+            self.workdir / f"{name}.log",
+            token=token,
+        )
+
+    def _peer_server(self, name: str, family: str) -> Server:
+        assert self.dbs is not None
+        folder = self.cfg.peers_dir / ("seed_tutorial" if name == TUTORIAL else "floor")
+        app = "app.main:app" if name == TUTORIAL else "app:app"
+        driver = "aiosqlite" if self.kind == "sqlite" else "asyncpg"
+        return Server(
+            name,
+            [
+                *(str(self.cfg.peers_python), "-m", "uvicorn", app),
+                *("--host", "127.0.0.1", "--port", "{port}"),
+                *("--no-access-log", "--log-level", "warning"),
+            ],
+            {"DATABASE_URL": with_driver(self.dbs.url(family), driver)},
+            folder,
+            "/tasks?limit=1",
+            self.workdir / f"{name}.log",
+        )
+
+    def _seed_taskhub(self, url: str) -> str:
+        """`size` tasks for the user `local`: the bulk loader once it exists."""
+        if loader_available(self.cfg):
+            load_tasks(self.cfg, self._taskhub_env(url), self.size)
+            return "taskhub tasks load"
+        if self.size > 50_000:
+            raise SystemExit(
+                f"bench: seeding {self.size} tasks over HTTP would take too long; it "
+                "needs the bulk loader (`taskhub tasks load`, bench/generate_tasks.py)"
+            )
+        server = self._taskhub_server("taskhub-seeding", url)
+        server.start()
+        try:
+            server.wait_ready()
+            seed_over_http(server, self.size, self.cfg.seed)
+        finally:
+            server.stop()
+        return "HTTP POST /tasks"
 
     def _target(self, server: Server) -> Target:
         deep = max(0, int(self.size * 0.9) - PAGE)
@@ -886,13 +889,19 @@ def drive(cfg: Config, stack: Stack) -> list[dict[str, Any]]:
         log(f"warm-up: {cfg.warmup:g} s per scenario and server")
         for scenario, name in plan:
             run_wrk(cfg, scenario, stack.targets[name], cfg.warmup)
+            stack.targets[name].server.wait_idle()
     runs = []
     for round_ in range(1, cfg.rounds + 1):
         log(f"{stack.kind} {stack.size}: round {round_}/{cfg.rounds}")
         for scenario, name in plan:
             result = run_wrk(cfg, scenario, stack.targets[name], cfg.duration)
+            settle = stack.targets[name].server.wait_idle()
             runs.append(
-                {"round": round_, "scenario": scenario, "server": name, **result}
+                {
+                    **{"round": round_, "scenario": scenario, "server": name},
+                    **result,
+                    "settle_s": round(settle, 2),
+                }
             )
             bad = {
                 s: n for s, n in result["statuses"].items() if not 200 <= int(s) < 300
@@ -1022,7 +1031,7 @@ def chart(result: dict[str, Any], png: Path) -> list[Path]:
         ]
         width = 0.8 / max(1, len(servers))
         for ax, key, label in (
-            (row[0], "rps", "requests/s (higher is better)"),
+            (row[0], "rps", "requests/s (higher is better, log)"),
             (row[1], "p99_ms", "p99 latency, ms (lower is better, log)"),
         ):
             for i, server in enumerate(servers):
@@ -1036,7 +1045,8 @@ def chart(result: dict[str, Any], png: Path) -> list[Path]:
                     for sc in scenarios
                     if server in group["summary"][sc]
                 ]
-                ax.bar(xs, ys, width, label=server, color=colors[server])
+                bars = ax.bar(xs, ys, width, label=server, color=colors[server])
+                ax.bar_label(bars, fmt="%.3g", fontsize=6, padding=1)
             ax.set_xticks(
                 range(len(scenarios)), [s.replace("_", " ") for s in scenarios]
             )
@@ -1044,8 +1054,7 @@ def chart(result: dict[str, Any], png: Path) -> list[Path]:
                 f"{group['db']}, {group['size']:,} tasks: {label}", fontsize=10
             )
             ax.grid(axis="y", alpha=0.3)
-            if key == "p99_ms":
-                ax.set_yscale("log")
+            ax.set_yscale("log")
         row[0].legend(fontsize=8)
     fig.suptitle(
         f"taskhub benchmark {result['started_at']}  "
