@@ -862,6 +862,9 @@ def run_wrk(
     non_2xx = sum(n for s, n in raw["statuses"].items() if not 200 <= int(s) < 300)
     return {
         "requests": raw["requests"],
+        # Requests still unanswered when the run ended (normally up to one per
+        # connection); many more means the server stalled.
+        "unanswered": max(0, raw["sent"] - raw["requests"]),
         "seconds": round(seconds_run, 3),
         "rps": raw["requests"] / seconds_run if seconds_run else 0.0,
         "p50_ms": raw["latency_us"]["p50"] / 1000,
@@ -907,6 +910,10 @@ def drive(cfg: Config, stack: Stack) -> list[dict[str, Any]]:
                 s: n for s, n in result["statuses"].items() if not 200 <= int(s) < 300
             }
             note = f"  non-2xx {bad}" if bad else ""
+            if result["requests"] == 0 or result["unanswered"] > 2 * cfg.connections:
+                note += (
+                    f"  STALLED: {result['unanswered']} requests unanswered at the end"
+                )
             log(
                 f"  {scenario:<12} {name:<14} {result['rps']:>9.0f} req/s  "
                 f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:8.2f} ms{note}"
@@ -975,6 +982,13 @@ def print_group(group: dict[str, Any], out: Any = sys.stdout) -> None:
                 f"{ratio(cell, TUTORIAL, 'rps'):>7} {ratio(cell, TUTORIAL, 'p99'):>7} "
                 f"{ratio(cell, FLOOR, 'rps'):>7} {ratio(cell, FLOOR, 'p99'):>7} "
                 f"{ratio(cell, TASKHUB, 'rps'):>12}",
+                file=out,
+            )
+    for run in group["runs"]:
+        if run["requests"] == 0 or run["unanswered"] > 2 * group["connections"]:
+            print(
+                f"round {run['round']}, {run['scenario']} on {run['server']}: stalled, "
+                f"{run['requests']} answered and {run['unanswered']} unanswered",
                 file=out,
             )
     print(
@@ -1222,6 +1236,7 @@ def main(argv: list[str] | None = None) -> int:
                         group = {
                             "db": kind,
                             "size": size,
+                            "connections": cfg.connections,
                             "seed": stack.seed_info,
                             "targets": targets,
                             "memory": memory,

@@ -9,6 +9,7 @@
 
 opt = {}
 statuses = {}
+sent = 0
 local threads = {}
 local counter = 0
 
@@ -49,8 +50,23 @@ function init(args)
   if scenario_init then scenario_init() end
 end
 
+-- Every scenario's request() calls this, so that done() can tell how many
+-- requests were still unanswered when the run ended (wrk counts only answers).
+function sending(req)
+  sent = sent + 1
+  return req
+end
+
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+end
+
+local function total_sent()
+  local n = 0
+  for _, thread in ipairs(threads) do
+    n = n + (thread:get("sent") or 0)
+  end
+  return n
 end
 
 local function json_statuses()
@@ -73,11 +89,11 @@ end
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    'BENCH_JSON {"requests":%d,"sent":%d,"duration_us":%d,"bytes":%d,' ..
     '"latency_us":{"min":%d,"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"max":%d},' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d,"status":%d},' ..
     '"statuses":%s}\n',
-    summary.requests, summary.duration, summary.bytes,
+    summary.requests, total_sent(), summary.duration, summary.bytes,
     latency.min, latency.mean, latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.max,
     e.connect, e.read, e.write, e.timeout, e.status,

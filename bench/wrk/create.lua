@@ -6,5 +6,5 @@ local n = 0
 function request()
   n = n + 1
   local body = string.format('{"title":"bench create %d-%d"}', thread_number or 0, n)
-  return wrk.format("POST", "/tasks", json_headers(), body)
+  return sending(wrk.format("POST", "/tasks", json_headers(), body))
 end

@@ -3,5 +3,5 @@ local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 dofile(here .. "common.lua")
 
 function request()
-  return wrk.format("GET", "/tasks/" .. random_id(), base_headers())
+  return sending(wrk.format("GET", "/tasks/" .. random_id(), base_headers()))
 end

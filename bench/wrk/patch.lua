@@ -7,5 +7,5 @@ function request()
   n = n + 1
   local done = (n % 2 == 0) and "true" or "false"
   local body = string.format('{"title":"bench patch %d","done":%s}', n, done)
-  return wrk.format("PATCH", "/tasks/" .. random_id(), json_headers(), body)
+  return sending(wrk.format("PATCH", "/tasks/" .. random_id(), json_headers(), body))
 end

@@ -8,5 +8,5 @@ function scenario_init()
   req = wrk.format("GET", opt.path, base_headers())
 end
 function request()
-  return req
+  return sending(req)
 end
