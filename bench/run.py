@@ -754,7 +754,8 @@ class Stack:
         return "HTTP POST /tasks"
 
     def _target(self, server: Server) -> Target:
-        deep = max(0, int(self.size * 0.9) - PAGE)
+        # The deep page starts 90 % in: at 1,000,000 tasks, 900,000 rows deep.
+        deep = int(self.size * 0.9)
         if server.name in PEERS:
             _, newest = http("GET", f"{server.base}/tasks?limit=1")
             _, oldest = http(
@@ -773,20 +774,23 @@ class Stack:
         return target
 
     def _cursor_path(self, server: Server, deep: int) -> str | None:
-        """A cursor for the page `deep` rows in, once taskhub has cursors."""
+        """A cursor for the page that starts `deep` rows in (the one list_deep
+        reads by offset), once taskhub has cursors."""
         status, page = http(
             "GET", f"{server.base}/tasks?limit={PAGE}", token=server.token
         )
         if status != 200 or "next_cursor" not in page:
             return None
         status, page = http(
-            "GET", f"{server.base}/tasks?limit={PAGE}&offset={deep}", token=server.token
+            "GET",
+            f"{server.base}/tasks?limit={PAGE}&offset={deep - PAGE}",
+            token=server.token,
         )
         cursor = page.get("next_cursor") if status == 200 else None
         if cursor is None:
             # Offsets and cursors do not mix: walk there, a hundred at a time.
             seen, cursor = 0, None
-            while seen < deep + PAGE:
+            while seen < deep:
                 query = "limit=100" + (
                     f"&cursor={urllib.parse.quote(cursor)}" if cursor else ""
                 )
