@@ -1018,6 +1018,18 @@ def print_group(group: dict[str, Any], out: Any = sys.stdout) -> None:
 # --------------------------------------------------------------------------- chart
 
 
+def _log_axis(axis: Any) -> None:
+    """A log scale labelled with plain numbers (10, 20, 50, not 10^1)."""
+    import matplotlib.ticker
+
+    axis.axes.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.4g}")
+    axis.set_major_formatter(plain)
+    axis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2.0, 5.0)))
+    axis.set_minor_formatter(plain)
+    axis.set_tick_params(which="minor", labelsize=7)
+
+
 def chart(result: dict[str, Any], png: Path) -> list[Path]:
     """Bars of req/s and p99 per scenario and server, one row per database and size;
     and, with several sizes, taskhub's latency against table size."""
@@ -1026,6 +1038,7 @@ def chart(result: dict[str, Any], png: Path) -> list[Path]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         log("matplotlib is not installed: no chart (make bench installs it)")
         return []
@@ -1064,7 +1077,8 @@ def chart(result: dict[str, Any], png: Path) -> list[Path]:
                     if server in group["summary"][sc]
                 ]
                 bars = ax.bar(xs, ys, width, label=server, color=colors[server])
-                ax.bar_label(bars, fmt="%.3g", fontsize=6, padding=1)
+                labels = [f"{y:,.0f}" if y >= 10 else f"{y:.2g}" for y in ys]
+                ax.bar_label(bars, labels=labels, fontsize=6, padding=1)
             ax.set_xticks(
                 range(len(scenarios)), [s.replace("_", " ") for s in scenarios]
             )
@@ -1072,7 +1086,7 @@ def chart(result: dict[str, Any], png: Path) -> list[Path]:
                 f"{group['db']}, {group['size']:,} tasks: {label}", fontsize=10
             )
             ax.grid(axis="y", alpha=0.3)
-            ax.set_yscale("log")
+            _log_axis(ax.yaxis)
         row[0].legend(fontsize=8)
     fig.suptitle(
         f"taskhub benchmark {result['started_at']}  "
@@ -1116,8 +1130,11 @@ def chart(result: dict[str, Any], png: Path) -> list[Path]:
                     color=line.get_color(),
                     alpha=0.6,
                 )
+            sizes = [g["size"] for g in mine]
             ax.set_xscale("log")
-            ax.set_yscale("log")
+            ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            _log_axis(ax.yaxis)
             ax.set_xlabel("tasks in the table (one owner)")
             ax.set_ylabel("latency, ms (p50 solid, p99 dashed)")
             ax.set_title(
@@ -1271,7 +1288,7 @@ def main(argv: list[str] | None = None) -> int:
     for png in chart(result, cfg.out.with_suffix(".png")):
         print(f"chart:   {png}")
     if cfg.smoke:
-        problems = smoke_check(result, cfg)
+        problems = smoke_check(json.loads(cfg.out.read_text()), cfg)
         if problems:
             print("bench smoke: FAILED\n  " + "\n  ".join(problems), file=sys.stderr)
             return 1
