@@ -264,6 +264,13 @@ class InMemoryTokenRepository:
         assert token.id is not None
         self._store.tokens[token.id] = token.copy()
 
+    async def record_use(self, token_id: int, at: datetime) -> None:
+        stored = self._store.tokens.get(token_id)
+        if stored is not None:
+            stored = stored.copy()
+            stored.last_used_at = at
+            self._store.tokens[token_id] = stored
+
     def _first(self, matches: Callable[[ApiToken], bool]) -> ApiToken | None:
         token = next((t for t in self._store.tokens.values() if matches(t)), None)
         return None if token is None else token.copy()
@@ -272,8 +279,9 @@ class InMemoryTokenRepository:
 class _InMemoryTransaction:
     """Holds the store's lock; rolls back to the last commit on the way out."""
 
-    def __init__(self, store: InMemoryStore) -> None:
+    def __init__(self, store: InMemoryStore, read_only: bool = False) -> None:
         self._store = store
+        self.read_only = read_only
         self.committed = False
         self._snapshot: tuple[
             dict[int, Task], dict[int, Project], dict[int, User], dict[int, ApiToken]
@@ -297,6 +305,8 @@ class _InMemoryTransaction:
         store.lock.release()
 
     async def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("A read-only unit of work cannot commit.")
         self._take_snapshot()
         self.committed = True
 
@@ -314,8 +324,10 @@ class _InMemoryTransaction:
 class InMemoryUnitOfWork(_InMemoryTransaction):
     """Tasks and projects of one owner."""
 
-    def __init__(self, store: InMemoryStore, owner_id: int) -> None:
-        super().__init__(store)
+    def __init__(
+        self, store: InMemoryStore, owner_id: int, read_only: bool = False
+    ) -> None:
+        super().__init__(store, read_only)
         self.owner_id = owner_id
         self.tasks = InMemoryTaskRepository(store, owner_id)
         self.projects = InMemoryProjectRepository(store, owner_id)
@@ -324,8 +336,8 @@ class InMemoryUnitOfWork(_InMemoryTransaction):
 class InMemoryIdentityUnitOfWork(_InMemoryTransaction):
     """Users and their tokens."""
 
-    def __init__(self, store: InMemoryStore) -> None:
-        super().__init__(store)
+    def __init__(self, store: InMemoryStore, read_only: bool = False) -> None:
+        super().__init__(store, read_only)
         self.users = InMemoryUserRepository(store)
         self.tokens = InMemoryTokenRepository(store)
 

@@ -2,12 +2,11 @@
 
 import hashlib
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from application.ports import Clock, IdentityUnitOfWork
+from application.ports import Clock, IdentityUnitOfWorkFactory
 from domain.errors import (
     InvalidValue,
     TokenNotFound,
@@ -22,8 +21,6 @@ TOKEN_PREFIX: Final = "taskhub_"
 _SHOWN: Final = len(TOKEN_PREFIX) + 8  # how much of a token lists may show
 # Recording every use would be a write per request; once a minute is plenty.
 _LAST_USED_GRANULARITY: Final = timedelta(minutes=1)
-
-IdentityUnitOfWorkFactory = Callable[[], IdentityUnitOfWork]
 
 
 def hash_token(token: str) -> str:
@@ -123,14 +120,15 @@ class IdentityService:
         """The id of the user `secret` belongs to; Unauthenticated for any
         token that is unknown, revoked or expired (without saying which)."""
         now = self._clock.now()
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:  # the hot path: one read
             token = await uow.tokens.find(hash_token(secret))
-            if token is None or not token.is_active(now):
-                raise Unauthenticated()
-            last_used = token.last_used_at
-            if last_used is None or now - last_used >= _LAST_USED_GRANULARITY:
-                token.last_used_at = now
-                await uow.tokens.update(token)
+        if token is None or not token.is_active(now):
+            raise Unauthenticated()
+        last_used = token.last_used_at
+        if last_used is None or now - last_used >= _LAST_USED_GRANULARITY:
+            assert token.id is not None
+            async with self._uow() as uow:
+                await uow.tokens.record_use(token.id, now)
                 await uow.commit()
         return token.user_id
 

@@ -118,8 +118,13 @@ class UnitOfWork(Transaction, Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self, owner_id: int) -> UnitOfWork:
-        """A new unit of work whose repositories see only `owner_id`'s rows."""
+    def __call__(self, owner_id: int, *, read_only: bool = False) -> UnitOfWork:
+        """A new unit of work whose repositories see only `owner_id`'s rows.
+
+        A `read_only` one refuses `commit()`; in exchange its reads may cost
+        less, and each may see the latest committed state rather than one
+        snapshot shared with the others.
+        """
         ...
 
 
@@ -155,7 +160,12 @@ class TokenRepository(Protocol):
         ...
 
     async def update(self, token: ApiToken) -> None:
-        """Store changes to a token's record (last use, revocation)."""
+        """Store changes to a token's record (revocation)."""
+        ...
+
+    async def record_use(self, token_id: int, at: datetime) -> None:
+        """Set the token's last use to `at` and change nothing else, so that a
+        revocation committed meanwhile stands; a missing token is no error."""
         ...
 
 
@@ -164,6 +174,12 @@ class IdentityUnitOfWork(Transaction, Protocol):
 
     users: UserRepository
     tokens: TokenRepository
+
+
+class IdentityUnitOfWorkFactory(Protocol):
+    def __call__(self, *, read_only: bool = False) -> IdentityUnitOfWork:
+        """A new identity unit of work; `read_only` as for `UnitOfWorkFactory`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

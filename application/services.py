@@ -120,12 +120,12 @@ class TaskService:
 
     async def get(self, owner_id: int, task_id: int) -> Task:
         """The task, or TaskNotFound."""
-        async with self._uow(owner_id=owner_id) as uow:
+        async with self._uow(owner_id=owner_id, read_only=True) as uow:
             return await _task(uow, task_id)
 
     async def list(self, owner_id: int, query: TaskQuery) -> Page[Task]:
         """One page of the tasks matching `query`."""
-        async with self._uow(owner_id=owner_id) as uow:
+        async with self._uow(owner_id=owner_id, read_only=True) as uow:
             return await uow.tasks.list(query)
 
     async def update(
@@ -193,12 +193,12 @@ class ProjectService:
 
     async def get(self, owner_id: int, project_id: int) -> Project:
         """The project, or ProjectNotFound."""
-        async with self._uow(owner_id=owner_id) as uow:
+        async with self._uow(owner_id=owner_id, read_only=True) as uow:
             return await _project(uow, project_id)
 
     async def list(self, owner_id: int, query: ProjectQuery) -> Page[Project]:
         """One page of the projects matching `query`."""
-        async with self._uow(owner_id=owner_id) as uow:
+        async with self._uow(owner_id=owner_id, read_only=True) as uow:
             return await uow.projects.list(query)
 
     async def update(
@@ -255,6 +255,6 @@ class ProjectService:
         self, owner_id: int, project_id: int, query: TaskQuery
     ) -> Page[Task]:
         """One page of the project's tasks; ProjectNotFound if there is no project."""
-        async with self._uow(owner_id=owner_id) as uow:
+        async with self._uow(owner_id=owner_id, read_only=True) as uow:
             await _project(uow, project_id)
             return await uow.tasks.list(replace(query, project_id=project_id))

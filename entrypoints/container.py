@@ -38,18 +38,28 @@ class Container(containers.DeclarativeContainer):
         create_engine, url=config.database_url, options=config.engine_options
     )
     session_factory = providers.Singleton(create_session_factory, engine)
+    read_session_factory = providers.Singleton(
+        create_session_factory, engine, read_only=True
+    )
     memory_store = providers.Singleton(InMemoryStore)
 
-    # Called with owner_id=...: each unit of work sees one owner's rows only.
+    # Called with owner_id=... (and read_only=...): each unit of work sees one
+    # owner's rows only.
     unit_of_work = providers.Selector(
         config.backend,
-        sql=providers.Factory(SqlAlchemyUnitOfWork, session_factory=session_factory),
+        sql=providers.Factory(
+            SqlAlchemyUnitOfWork,
+            session_factory=session_factory,
+            read_session_factory=read_session_factory,
+        ),
         memory=providers.Factory(InMemoryUnitOfWork, store=memory_store),
     )
     identity_unit_of_work = providers.Selector(
         config.backend,
         sql=providers.Factory(
-            SqlAlchemyIdentityUnitOfWork, session_factory=session_factory
+            SqlAlchemyIdentityUnitOfWork,
+            session_factory=session_factory,
+            read_session_factory=read_session_factory,
         ),
         memory=providers.Factory(InMemoryIdentityUnitOfWork, store=memory_store),
     )
@@ -62,13 +72,13 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(InMemoryIdempotencyStore, store=memory_store),
     )
 
-    task_service = providers.Factory(
+    task_service = providers.Singleton(
         TaskService, uow=unit_of_work.provider, clock=clock
     )
-    project_service = providers.Factory(
+    project_service = providers.Singleton(
         ProjectService, uow=unit_of_work.provider, clock=clock
     )
-    identity_service = providers.Factory(
+    identity_service = providers.Singleton(
         IdentityService, uow=identity_unit_of_work.provider, clock=clock
     )
     # One per process: it remembers when it last purged expired keys.

@@ -1,8 +1,10 @@
 """Log lines that say which request they are about."""
 
+import itertools
 import logging
+import os
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -17,7 +19,24 @@ def request_id_from(client_value: str | None) -> str:
     """The client's id when it is safe to echo and log, else a new one."""
     if client_value is not None and _SAFE_ID.fullmatch(client_value):
         return client_value
-    return uuid.uuid4().hex
+    return _new_request_id()
+
+
+def _new_request_id() -> str:
+    # A random per-process prefix and a counter: unique like a uuid4, without a
+    # call for 16 random bytes on every request (measurable on the hot path).
+    return f"{_prefix}-{next(_counter):x}"
+
+
+def _reseed() -> None:
+    global _prefix, _counter
+    _prefix, _counter = secrets.token_hex(8), itertools.count(1)
+
+
+_prefix: str
+_counter: "itertools.count[int]"
+_reseed()
+os.register_at_fork(after_in_child=_reseed)  # a forked worker gets its own prefix
 
 
 class RequestIdFilter(logging.Filter):

@@ -1,27 +1,66 @@
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session
+
+# An execution option of the engine that read-only units of work use (SQLite).
+_READ_ONLY: Final = "taskhub_read_only"
 
 
 def create_engine(url: str, options: Mapping[str, Any] | None = None) -> AsyncEngine:
-    """An engine for `url`; on SQLite, with the settings a concurrent server needs."""
-    engine = create_async_engine(url, **(options or {}))
+    """An engine for `url`; on SQLite, with the settings a concurrent server needs.
+
+    PostgreSQL connections rest in autocommit. A unit of work that only reads then
+    costs one round trip per statement, and the pool's pre-ping one round trip
+    instead of three (BEGIN, ping, ROLLBACK); units of work that write open a
+    READ COMMITTED transaction (see `create_session_factory`).
+    """
+    options = dict(options or {})
+    if make_url(url).get_backend_name() == "postgresql":
+        options.setdefault("isolation_level", "AUTOCOMMIT")
+    engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
+        event.listen(engine.sync_engine, "begin", _begin)
     return engine
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_session_factory(
+    engine: AsyncEngine, *, read_only: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose transactions can write, or, with `read_only`, only read.
+
+    Read-only sessions run each statement on its own on PostgreSQL (autocommit,
+    so no BEGIN and ROLLBACK round trips), and in a deferred transaction on
+    SQLite, which does not take the database's write lock.
+    """
+    if engine.dialect.name == "postgresql":
+        level = "AUTOCOMMIT" if read_only else "READ COMMITTED"
+        bind = engine.execution_options(isolation_level=level)
+    else:
+        bind = engine.execution_options(**{_READ_ONLY: read_only})
+    session_class = _ReadOnlySession if read_only else Session
+    return async_sessionmaker(
+        bind, expire_on_commit=False, sync_session_class=session_class
+    )
+
+
+class _ReadOnlySession(Session):
+    """Refuses to write: in autocommit, a write would commit at once."""
+
+
+@event.listens_for(_ReadOnlySession, "do_orm_execute")
+def _refuse_writes(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        raise RuntimeError("A read-only unit of work cannot write.")
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -34,7 +73,11 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _begin_immediate(connection: Connection) -> None:
-    # Take the write lock up front: a transaction that reads and then writes can
-    # then wait for another writer instead of failing with "database is locked".
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def _begin(connection: Connection) -> None:
+    if connection.get_execution_options().get(_READ_ONLY):
+        # Reads see one snapshot and, in WAL mode, never wait for a writer.
+        connection.exec_driver_sql("BEGIN")
+    else:
+        # Take the write lock up front: a transaction that reads and then writes
+        # can then wait for another writer instead of failing "database is locked".
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

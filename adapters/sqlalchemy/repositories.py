@@ -1,5 +1,6 @@
 """SQL repositories. They run statements in the unit of work's session, never commit."""
 
+from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -290,6 +291,14 @@ class SqlAlchemyTokenRepository:
             sa.update(api_tokens)
             .where(api_tokens.c.id == token.id)
             .values(token_to_row(token))
+        )
+        await self._session.execute(statement)
+
+    async def record_use(self, token_id: int, at: datetime) -> None:
+        statement = (
+            sa.update(api_tokens)
+            .where(api_tokens.c.id == token_id)
+            .values(last_used_at=at)
         )
         await self._session.execute(statement)
 

@@ -12,10 +12,20 @@ from adapters.sqlalchemy.repositories import (
 
 
 class _SessionUnitOfWork:
-    """One AsyncSession, hence one transaction, per unit of work."""
+    """One AsyncSession, hence one transaction, per unit of work.
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
-        self._session_factory = session_factory
+    A read-only one takes its session from `read_session_factory`, whose reads
+    cost less (see adapters.sqlalchemy.engine), and refuses to commit.
+    """
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        read_session_factory: async_sessionmaker[AsyncSession],
+        read_only: bool = False,
+    ) -> None:
+        self._session_factory = read_session_factory if read_only else session_factory
+        self.read_only = read_only
 
     async def __aenter__(self) -> Self:
         self._session = self._session_factory()
@@ -32,6 +42,8 @@ class _SessionUnitOfWork:
         await self._session.close()
 
     async def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("A read-only unit of work cannot commit.")
         await self._session.commit()
 
     def _start(self, session: AsyncSession) -> None:
@@ -42,9 +54,13 @@ class SqlAlchemyUnitOfWork(_SessionUnitOfWork):
     """Tasks and projects of one owner."""
 
     def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], owner_id: int
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        read_session_factory: async_sessionmaker[AsyncSession],
+        owner_id: int,
+        read_only: bool = False,
     ) -> None:
-        super().__init__(session_factory)
+        super().__init__(session_factory, read_session_factory, read_only)
         self.owner_id = owner_id
 
     def _start(self, session: AsyncSession) -> None:

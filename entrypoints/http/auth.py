@@ -2,13 +2,14 @@
 
 from typing import Annotated, Final
 
-from dependency_injector.wiring import Provide, inject
+from dependency_injector.wiring import inject
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from application.identity import IdentityService
 from domain.errors import Unauthenticated
 from entrypoints.container import Container
+from entrypoints.http.provide import Provide
 
 LOCAL_USER: Final = "local"
 

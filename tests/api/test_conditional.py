@@ -242,9 +242,13 @@ class _WatchedRepository:
 
 class _WatchedUnitOfWork:
     def __init__(
-        self, factory: UnitOfWorkFactory, overlap: Overlap, owner_id: int
+        self,
+        factory: UnitOfWorkFactory,
+        overlap: Overlap,
+        owner_id: int,
+        read_only: bool = False,
     ) -> None:
-        self._inner = factory(owner_id=owner_id)
+        self._inner = factory(owner_id=owner_id, read_only=read_only)
         self._overlap = overlap
 
     async def __aenter__(self) -> "_WatchedUnitOfWork":

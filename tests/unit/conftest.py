@@ -1,3 +1,5 @@
+from functools import partial
+
 import pytest
 
 from adapters.memory import InMemoryStore, InMemoryUnitOfWork
@@ -17,9 +19,9 @@ def store() -> InMemoryStore:
 
 @pytest.fixture
 def tasks(store: InMemoryStore, clock: FrozenClock) -> TaskService:
-    return TaskService(lambda owner_id: InMemoryUnitOfWork(store, owner_id), clock)
+    return TaskService(partial(InMemoryUnitOfWork, store), clock)
 
 
 @pytest.fixture
 def projects(store: InMemoryStore, clock: FrozenClock) -> ProjectService:
-    return ProjectService(lambda owner_id: InMemoryUnitOfWork(store, owner_id), clock)
+    return ProjectService(partial(InMemoryUnitOfWork, store), clock)

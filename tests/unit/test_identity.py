@@ -2,6 +2,7 @@
 
 import hashlib
 from datetime import timedelta
+from functools import partial
 
 import pytest
 
@@ -13,7 +14,7 @@ from tests.fakes import FrozenClock
 
 @pytest.fixture
 def identity(store: InMemoryStore, clock: FrozenClock) -> IdentityService:
-    return IdentityService(lambda: InMemoryIdentityUnitOfWork(store), clock)
+    return IdentityService(partial(InMemoryIdentityUnitOfWork, store), clock)
 
 
 async def test_a_new_users_token_authenticates_as_that_user(

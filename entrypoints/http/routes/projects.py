@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from dependency_injector.wiring import Provide, inject
+from dependency_injector.wiring import inject
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from application.idempotency import IdempotencyService
@@ -23,6 +23,7 @@ from entrypoints.http.idempotency import (
     idempotently,
 )
 from entrypoints.http.openapi import route_responses
+from entrypoints.http.provide import Provide
 from entrypoints.http.schemas import (
     INT64_MAX,
     Page,
