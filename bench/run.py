@@ -53,7 +53,7 @@ PAGE = 20
 PROD_RATE_LIMIT = "10000000/minute"
 LOCAL_USER = "local"  # the implicit user of TASKHUB_AUTH=disabled
 
-# name -> (wrk script, which servers can run it)
+# scenario -> its wrk script in bench/wrk/
 SCENARIOS: dict[str, str] = {
     "get_one": "get_one.lua",
     "list_first": "path.lua",
@@ -1254,8 +1254,14 @@ def main(argv: list[str] | None = None) -> int:
                             for name, t in stack.targets.items()
                         }
                         if cfg.keep_logs:
+                            cfg.out.parent.mkdir(parents=True, exist_ok=True)
                             for server in stack.servers:
-                                shutil.copy(server.logfile, cfg.out.parent)
+                                shutil.copy(
+                                    server.logfile,
+                                    cfg.out.with_name(
+                                        f"{cfg.out.stem}-{kind}-{size}-{server.name}.log"
+                                    ),
+                                )
                         group = {
                             "db": kind,
                             "size": size,
