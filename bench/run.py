@@ -238,7 +238,22 @@ def preflight(cfg: Config) -> None:
     if problems:
         raise SystemExit("bench: cannot run:\n  " + "\n  ".join(problems))
     if "postgres" in cfg.dbs:
-        psql(cfg.pg_url, "SELECT 1")
+        free = int(
+            psql(
+                cfg.pg_url,
+                "SELECT current_setting('max_connections')::int - count(*) "
+                "FROM pg_stat_activity",
+                fetch=True,
+            )
+        )
+        # Pools at their fullest: taskhub 2 x (10 + 10 overflow), seed_tutorial
+        # 5 + 10, floor 16, and a psql.
+        needed = 40 + (31 if cfg.peers else 0) + 1
+        if free < needed:
+            log(
+                f"warning: PostgreSQL has {free} free connections, the servers may "
+                f"open {needed}: expect 'too many clients' 503s (max_connections)"
+            )
 
 
 # --------------------------------------------------------------------------- databases
