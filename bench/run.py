@@ -195,8 +195,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         smoke=a.smoke,
         pg_url=os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG),
         peers_dir=a.peers_dir.resolve(),
-        taskhub_bin=a.taskhub,
-        peers_python=a.peers_python or Path(sys.executable),
+        # absolute(), not resolve(): a venv's python is a symlink to the system's.
+        taskhub_bin=a.taskhub.absolute(),
+        peers_python=(a.peers_python or Path(sys.executable)).absolute(),
         keep_logs=a.keep_logs,
         seed=a.seed,
     )
