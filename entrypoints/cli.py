@@ -7,9 +7,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-
-from alembic import command
-from alembic.config import Config
+from typing import TYPE_CHECKING
 
 from domain.errors import DomainError
 from domain.users import ApiToken
@@ -18,9 +16,16 @@ from entrypoints.logs import log_config
 from entrypoints.schema import MIGRATIONS
 from entrypoints.settings import Settings
 
+if TYPE_CHECKING:
+    from alembic.config import Config
 
-def alembic_config(settings: Settings) -> Config:
+
+def alembic_config(settings: Settings) -> "Config":
     """Alembic driven from the service's settings, wherever it runs from."""
+    # Imported here, not above: `taskhub serve` would carry Alembic (~10 MB)
+    # in every worker for nothing.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = settings.database_url
@@ -51,6 +56,8 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     if settings.backend == "memory":
         print("memory:// has no schema to migrate.", file=sys.stderr)
         return 2
+    from alembic import command
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = alembic_config(settings)
     if args.action == "upgrade":

@@ -6,14 +6,17 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import migrations
 from adapters.sqlalchemy.tables import metadata
 from domain.values import Priority
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
+from entrypoints.schema import MIGRATIONS
 from tests.conftest import test_settings
 from tests.databases import migrate
 
@@ -132,3 +135,12 @@ async def test_the_app_refuses_to_start_on_a_database_that_is_not_at_head(
         async with app.router.lifespan_context(app):
             pass
     await container.engine().dispose()
+
+
+def test_the_revision_the_service_checks_for_is_the_head_of_the_migrations() -> None:
+    """migrations.HEAD spares the server Alembic; it must follow versions/."""
+    heads = ScriptDirectory(str(MIGRATIONS)).get_heads()
+    assert heads == [migrations.HEAD], (
+        f"Set migrations.HEAD to {heads}: the service would refuse a database at"
+        " the real head."
+    )
