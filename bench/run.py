@@ -1315,6 +1315,8 @@ def main(argv: list[str] | None = None) -> int:
             print("bench smoke: FAILED\n  " + "\n  ".join(problems), file=sys.stderr)
             return 1
         print("bench smoke: every scenario served requests without errors")
+        if cfg.out.parent.name.startswith("taskhub-bench-smoke-"):
+            shutil.rmtree(cfg.out.parent)  # kept above, when the check fails
     return 0
 
 
