@@ -183,6 +183,8 @@ class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
     _kind = "Task"
 
     async def add_many(self, tasks: Sequence[Task]) -> None:
+        if not tasks:
+            return
         for task in tasks:
             task.owner_id = self._owner_id
         connection = await self._session.connection()
