@@ -56,22 +56,23 @@ sketch sort submit summarize test track train translate update upgrade
 upload validate verify write
 """.split()  # noqa: SIM905  # a list literal of 300 words reads worse
 _CONNECTORS = ["for", "with", "about", "before", "after", "from", "and", "the"]
+# Connectors make up about a fifth of a title's words after its verb.
+_TITLE_WORDS = _WORDS + _CONNECTORS * (len(_WORDS) // len(_CONNECTORS) // 4)
 _PRIORITIES = ["low", "normal", "high", "urgent"]
 _PRIORITY_WEIGHTS = [15, 55, 22, 8]
 
 
 def _title(rng: random.Random, number: int) -> str:
-    words = [rng.choice(_VERBS)]
-    for _ in range(rng.randint(2, 7)):
-        words.append(rng.choice(_CONNECTORS if rng.random() < 0.2 else _WORDS))
-    words[0] = words[0].capitalize()
-    return f"{' '.join(words)} #{number}"
+    # One `choices` call per list of words: far faster than a `choice` per word.
+    verb = rng.choice(_VERBS).capitalize()
+    words = rng.choices(_TITLE_WORDS, k=rng.randint(2, 7))
+    return f"{verb} {' '.join(words)} #{number}"
 
 
 def _description(rng: random.Random) -> str:
     sentences = []
     for _ in range(rng.randint(1, 3)):
-        words = [rng.choice(_WORDS) for _ in range(rng.randint(5, 14))]
+        words = rng.choices(_WORDS, k=rng.randint(5, 14))
         sentences.append(" ".join(words).capitalize() + ".")
     return " ".join(sentences)
 
