@@ -13,7 +13,6 @@ from typing import BinaryIO
 
 from alembic import command
 from alembic.config import Config
-from tqdm import tqdm  # type: ignore[import-untyped]
 
 from application.loading import LineRejected
 from domain.errors import DomainError
@@ -148,6 +147,9 @@ def _open_input(name: str) -> contextlib.AbstractContextManager[BinaryIO]:
 
 
 async def _load(user: str, source: BinaryIO, container: Container) -> tuple[int, float]:
+    # Imported here, not above: `taskhub serve` has no use for it.
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
     loader = container.task_loader()
     try:
         owner_id = await loader.owner_id(user)
