@@ -7,7 +7,7 @@ snapshot taken when the unit of work began.
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
@@ -156,6 +156,15 @@ class _InMemoryRepository(Generic[E]):
 
 class InMemoryTaskRepository(_InMemoryRepository[Task]):
     _kind = "Task"
+
+    async def add_many(self, tasks: Sequence[Task]) -> None:
+        # As in SQL, the stored rows get ids and the entities do not.
+        for task in tasks:
+            task.owner_id = self._owner_id
+            self._check(task)
+            stored = task.copy()
+            stored.id = self._next_id()
+            self._all[stored.id] = stored
 
     async def list(self, query: TaskQuery) -> Page[Task]:
         rows = (t for t in self._rows if _task_matches(t, query))

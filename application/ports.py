@@ -9,6 +9,7 @@ like one that does not exist (get gives None, update and remove find nothing,
 lists and counts leave it out), and `add` stamps the owner on the entity.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -31,6 +32,15 @@ class TaskRepository(Protocol):
         """Store a new task and set its `id`.
 
         InvalidValue if the owner has no project with the task's project_id.
+        """
+        ...
+
+    async def add_many(self, tasks: Sequence[Task]) -> None:
+        """Store many new tasks at once, faster than `add` one by one.
+
+        Their ids are not read back: `id` stays None (the owner is stamped, as
+        by `add`). The use case checks their projects first; should one be gone
+        meanwhile, InvalidValue.
         """
         ...
 

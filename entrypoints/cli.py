@@ -2,19 +2,23 @@
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
+from application.loading import LineRejected
 from domain.errors import DomainError
 from domain.users import ApiToken
 from entrypoints.container import Container, build_container
 from entrypoints.logs import log_config
 from entrypoints.schema import MIGRATIONS
 from entrypoints.settings import Settings
+from entrypoints.task_lines import count_lines, read_tasks
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -119,6 +123,61 @@ async def _run_identity(args: argparse.Namespace, container: Container) -> None:
             await container.engine().dispose()
 
 
+def _tasks(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.backend == "memory":
+        print("memory:// keeps tasks inside the server process.", file=sys.stderr)
+        return 2
+    # A load is one long transaction of many statements, not a request: like
+    # migrations, it runs without the per-statement timeout.
+    settings = settings.model_copy(update={"database_statement_timeout": 0})
+    try:
+        with _open_input(args.file) as source:
+            loaded, seconds = asyncio.run(
+                _load(args.user, source, build_container(settings))
+            )
+    except OSError as error:
+        print(f"{args.file}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    except (LineRejected, DomainError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    rate = loaded / seconds if seconds > 0 else float(loaded)
+    print(f"Loaded {loaded} tasks for {args.user} in {seconds:.1f} s ({rate:.0f}/s).")
+    return 0
+
+
+def _open_input(name: str) -> contextlib.AbstractContextManager[BinaryIO]:
+    if name == "-":
+        return contextlib.nullcontext(sys.stdin.buffer)
+    return open(name, "rb")  # the caller's `with` closes it
+
+
+async def _load(user: str, source: BinaryIO, container: Container) -> tuple[int, float]:
+    # Imported here, not above: `taskhub serve` has no use for it.
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    loader = container.task_loader()
+    try:
+        owner_id = await loader.owner_id(user)
+        total = count_lines(source)
+        started = time.perf_counter()
+        # Without a terminal (CI logs) the bar is redrawn rarely, not many
+        # times a second.
+        with tqdm(
+            total=total,
+            unit=" tasks",
+            unit_scale=True,
+            file=sys.stderr,
+            mininterval=0.2 if sys.stderr.isatty() else 10,
+            disable=False,
+        ) as bar:
+            loaded = await loader.load(owner_id, read_tasks(source), bar.update)
+        return loaded, time.perf_counter() - started
+    finally:
+        if container.engine.initialized:
+            await container.engine().dispose()
+
+
 def _show_secret(what: str, secret: str) -> None:
     # The secret alone goes to stdout (for scripts); the words go to stderr.
     print(f"{what} Its API token, shown this once:", file=sys.stderr)
@@ -196,6 +255,21 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token_actions.add_parser("revoke", help="revoke a token at once")
     revoke.add_argument("prefix", help="the token's prefix, as `tokens list` shows")
     tokens.set_defaults(run=_identity)
+
+    tasks = commands.add_parser("tasks", help="manage tasks in bulk")
+    task_actions = tasks.add_subparsers(dest="action", required=True)
+    load = task_actions.add_parser(
+        "load",
+        help="store tasks from JSON Lines, all or none",
+        description="Store one task per line of FILE (JSON objects with the "
+        "fields of POST /tasks) for USER, in one transaction: the first invalid "
+        "line stops the load and nothing is stored. Blank lines are skipped.",
+    )
+    load.add_argument("--user", required=True, help="the user who owns the tasks")
+    load.add_argument(
+        "file", nargs="?", default="-", help="JSON Lines file (default: - for stdin)"
+    )
+    tasks.set_defaults(run=_tasks)
 
     keys = commands.add_parser(
         "idempotency-keys", help="manage stored Idempotency-Key responses"

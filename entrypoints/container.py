@@ -15,6 +15,7 @@ from adapters.sqlalchemy.unit_of_work import (
 )
 from application.idempotency import IdempotencyService
 from application.identity import IdentityService
+from application.loading import TaskLoader
 from application.services import ProjectService, TaskService
 from entrypoints.settings import Settings
 
@@ -77,6 +78,12 @@ class Container(containers.DeclarativeContainer):
     )
     project_service = providers.Singleton(
         ProjectService, uow=unit_of_work.provider, clock=clock
+    )
+    task_loader = providers.Factory(
+        TaskLoader,
+        uow=unit_of_work.provider,
+        identity_uow=identity_unit_of_work.provider,
+        clock=clock,
     )
     identity_service = providers.Singleton(
         IdentityService, uow=identity_unit_of_work.provider, clock=clock

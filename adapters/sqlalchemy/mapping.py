@@ -14,22 +14,44 @@ from domain.tasks import Task
 from domain.users import ApiToken, User
 from domain.values import Priority
 
+# The columns a new task's row fills, in the order of `task_to_values`; the
+# id is left to the database's sequence.
+TASK_COLUMNS = (
+    "owner_id",
+    "title",
+    "title_key",
+    "description",
+    "done",
+    "completed_at",
+    "priority",
+    "due_date",
+    "project_id",
+    "created_at",
+    "updated_at",
+    "version",
+)
+
+
+def task_to_values(task: Task) -> tuple[Any, ...]:
+    """A task's row as values in TASK_COLUMNS order (what COPY takes)."""
+    return (
+        task.owner_id,
+        task.title,
+        task.title_key,
+        task.description,
+        task.done,
+        task.completed_at,
+        task.priority.rank,
+        task.due_date,
+        task.project_id,
+        task.created_at,
+        task.updated_at,
+        task.version,
+    )
+
 
 def task_to_row(task: Task) -> dict[str, Any]:
-    return {
-        "owner_id": task.owner_id,
-        "title": task.title,
-        "title_key": task.title_key,
-        "description": task.description,
-        "done": task.done,
-        "completed_at": task.completed_at,
-        "priority": task.priority.rank,
-        "due_date": task.due_date,
-        "project_id": task.project_id,
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-        "version": task.version,
-    }
+    return dict(zip(TASK_COLUMNS, task_to_values(task), strict=True))
 
 
 def task_to_entity(row: sa.Row[Any]) -> Task:

@@ -1,19 +1,23 @@
 """SQL repositories. They run statements in the unit of work's session, never commit."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from adapters.sqlalchemy.mapping import (
+    TASK_COLUMNS,
     ConstraintErrors,
     project_to_entity,
     project_to_row,
     raise_for_constraint,
     task_to_entity,
     task_to_row,
+    task_to_values,
     token_to_entity,
     token_to_row,
     user_to_entity,
@@ -33,6 +37,13 @@ from domain.users import ApiToken, User
 from domain.values import search_key
 
 E = TypeVar("E", Task, Project)
+
+# A project deleted between the use case's checks and a bulk insert.
+_MISSING_PROJECT: ConstraintErrors = {
+    "fk_tasks_project_owner": lambda: InvalidValue(
+        "project_id", "A project of these tasks no longer exists."
+    )
+}
 
 _TASK_SORT_COLUMNS = {
     "id": tasks.c.id,
@@ -171,6 +182,41 @@ class _SqlAlchemyRepository(Generic[E]):
 class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
     _table = tasks
     _kind = "Task"
+
+    async def add_many(self, tasks: Sequence[Task]) -> None:
+        if not tasks:
+            return
+        for task in tasks:
+            task.owner_id = self._owner_id
+        connection = await self._session.connection()
+        if connection.dialect.name == "postgresql":
+            await self._copy(connection, tasks)
+            return
+        try:
+            rows = [task_to_row(task) for task in tasks]
+            await connection.execute(sa.insert(self._table), rows)
+        except IntegrityError as error:
+            raise_for_constraint(error, _MISSING_PROJECT)
+
+    async def _copy(self, connection: AsyncConnection, tasks: Sequence[Task]) -> None:
+        """Binary COPY on the session's own connection, in its transaction."""
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None  # the connection is checked out, hence open
+        if not driver.is_in_transaction():
+            # SQLAlchemy's asyncpg adapter sends BEGIN only before its first
+            # statement; a COPY that came first would commit on its own.
+            await connection.exec_driver_sql("SELECT 1")
+        try:
+            await driver.copy_records_to_table(
+                self._table.name,
+                records=map(task_to_values, tasks),
+                columns=TASK_COLUMNS,
+            )
+        except asyncpg.ForeignKeyViolationError as error:
+            if error.constraint_name == "fk_tasks_project_owner":
+                raise _MISSING_PROJECT["fk_tasks_project_owner"]() from error
+            raise
 
     async def list(self, query: TaskQuery) -> Page[Task]:
         where: list[sa.ColumnElement[bool]] = []

@@ -1,0 +1,129 @@
+"""`taskhub tasks load`, as a user runs it, on SQLite and on PostgreSQL."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from application.loading import BATCH_SIZE
+from application.queries import TaskQuery, Window
+from domain.tasks import Task
+from entrypoints.container import build_container
+from tests.conftest import test_settings
+from tests.served import TASKHUB, environment, taskhub
+
+
+@pytest.fixture
+def env(server_database_url: str) -> dict[str, str]:
+    """A migrated database with the user carol."""
+    env = environment(server_database_url)
+    taskhub(env, "db", "upgrade")
+    taskhub(env, "users", "create", "carol")
+    return env
+
+
+def load(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TASKHUB, "tasks", "load", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def stored_tasks(env: dict[str, str]) -> list[Task]:
+    container = build_container(test_settings(env["TASKHUB_DATABASE_URL"]))
+    try:
+        owner_id = await container.task_loader().owner_id("carol")
+        query = TaskQuery(sort="id", descending=False, window=Window(limit=100))
+        return (await container.task_service().list(owner_id, query)).items
+    finally:
+        if container.engine.initialized:
+            await container.engine().dispose()
+
+
+def lines(*tasks: dict[str, object]) -> str:
+    return "".join(json.dumps(task) + "\n" for task in tasks)
+
+
+async def test_a_file_of_tasks_is_loaded_for_the_user(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    source = tmp_path / "tasks.jsonl"
+    source.write_text(
+        lines(
+            {"title": "  Plain  "},
+            {"title": "Full", "description": "More", "priority": "urgent"},
+        )
+        + "\n"  # a blank line is skipped
+        + lines({"title": "Dated", "due_date": "2026-12-01"})
+    )
+
+    done = load(env, "--user", "carol", str(source))
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Loaded 3 tasks for carol in ")
+    assert "/s" in done.stdout
+    assert "tasks" in done.stderr  # the progress bar, even without a terminal
+    stored = await stored_tasks(env)
+    assert [t.title for t in stored] == ["Plain", "Full", "Dated"]
+    assert stored[1].description == "More"
+    assert stored[1].priority.value == "urgent"
+    assert str(stored[2].due_date) == "2026-12-01"
+    assert all(t.version == 1 and not t.done for t in stored)
+
+
+async def test_tasks_are_read_from_stdin(env: dict[str, str]) -> None:
+    source = lines({"title": "From a pipe"}, {"title": "Another"})
+
+    without_file = load(env, "--user", "carol", stdin=source)
+    with_dash = load(env, "--user", "carol", "-", stdin=source)
+
+    assert (without_file.returncode, with_dash.returncode) == (0, 0)
+    assert with_dash.stdout.startswith("Loaded 2 tasks")
+    assert len(await stored_tasks(env)) == 4
+
+
+async def test_a_bad_line_stores_nothing_and_names_the_line(
+    env: dict[str, str],
+) -> None:
+    # More good lines than a batch, so a batch was sent before the bad line.
+    good = lines(*({"title": f"Task {n}"} for n in range(BATCH_SIZE + 1)))
+    source = good + lines({"title": "Bad", "priority": "whenever"})
+
+    done = load(env, "--user", "carol", stdin=source)
+
+    assert done.returncode == 1
+    assert f"line {BATCH_SIZE + 2}: priority: " in done.stderr
+    assert await stored_tasks(env) == []
+
+
+BAD_LINES = [
+    ('{"title": "   "}', "title: String should have at least 1 character"),
+    ('{"title": "NUL \\u0000"}', "must not contain NUL characters"),
+    ('{"title": "x", "colour": "red"}', "colour: Extra inputs are not permitted"),
+    ('{"title": "x", "project_id": 42}', "Project 42 does not exist."),
+    ('{"title": "lone \\ud800 surrogate"}', "Invalid JSON"),
+    ('{"title": "unfinished', "Invalid JSON"),
+]
+
+
+async def test_bad_lines_and_unknown_users_are_refused_as_the_api_refuses_them(
+    env: dict[str, str],
+) -> None:
+    for line, message in BAD_LINES:
+        done = load(env, "--user", "carol", stdin=lines({"title": "Fine"}) + line)
+
+        assert done.returncode == 1, line
+        assert "line 2: " in done.stderr
+        assert message in done.stderr
+
+    unknown = load(env, "--user", "nobody", stdin=lines({"title": "Orphan"}))
+    assert unknown.returncode == 1
+    assert "There is no user named 'nobody'." in unknown.stderr
+    assert await stored_tasks(env) == []
