@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -216,6 +215,10 @@ def preflight(cfg: Config) -> None:
         )
     if not cfg.taskhub_bin.exists():
         problems.append(f"{cfg.taskhub_bin} is missing: make install")
+    elif subprocess.run(
+        [str(cfg.taskhub_bin), "tasks", "load", "--help"], capture_output=True
+    ).returncode:
+        problems.append(f"{cfg.taskhub_bin} has no `tasks load` to seed with")
     if cfg.peers:
         if not (cfg.peers_dir / "floor" / "app.py").exists():
             problems.append(
@@ -501,16 +504,6 @@ def _children(pid: int) -> list[int]:
 # --------------------------------------------------------------------------- seeding
 
 
-def loader_available(cfg: Config) -> bool:
-    """Has the bulk loader (`taskhub tasks load`, bench/generate_tasks.py) landed?"""
-    if not (BENCH / "generate_tasks.py").exists():
-        return False
-    probe = subprocess.run(
-        [str(cfg.taskhub_bin), "tasks", "load", "--help"], capture_output=True
-    )
-    return probe.returncode == 0
-
-
 def load_tasks(cfg: Config, env: dict[str, str], count: int) -> None:
     """generate_tasks.py | taskhub tasks load --user local -"""
     generate = subprocess.Popen(
@@ -531,56 +524,6 @@ def load_tasks(cfg: Config, env: dict[str, str], count: int) -> None:
     generate.stdout.close()
     if generate.wait() != 0 or load.returncode != 0:
         raise RuntimeError(f"seeding taskhub with the loader failed:\n{load.stderr}")
-
-
-WORDS = [
-    *("review", "draft", "plan", "budget", "report", "invoice", "release", "deploy"),
-    *("design", "meeting", "contract", "backlog", "roadmap", "hiring", "audit"),
-    *("onboarding", "migration", "newsletter", "survey"),
-]
-
-
-def seed_over_http(server: Server, count: int, seed: int) -> None:
-    import random
-
-    rng = random.Random(seed)
-    bodies = [
-        {
-            "title": f"{rng.choice(WORDS).capitalize()} {rng.choice(WORDS)} #{i}",
-            "priority": rng.choice(["low", "normal", "normal", "high", "urgent"]),
-        }
-        for i in range(count)
-    ]
-    failures: list[str] = []
-    lock = threading.Lock()
-    position = iter(range(count))
-
-    def worker() -> None:
-        import http.client
-
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        headers = {"Content-Type": "application/json"}
-        if server.token:
-            headers["Authorization"] = f"Bearer {server.token}"
-        while not failures:
-            with lock:
-                i = next(position, None)
-            if i is None:
-                break
-            conn.request("POST", "/tasks", json.dumps(bodies[i]), headers)
-            response = conn.getresponse()
-            response.read()
-            if response.status != 201:
-                failures.append(f"POST /tasks answered {response.status}")
-        conn.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        raise RuntimeError(f"seeding {server.name} failed: {failures[0]}")
 
 
 def seed_peer(kind: str, url: str, count: int) -> None:
@@ -751,23 +694,9 @@ class Stack:
         )
 
     def _seed_taskhub(self, url: str) -> str:
-        """`size` tasks for the user `local`: the bulk loader once it exists."""
-        if loader_available(self.cfg):
-            load_tasks(self.cfg, self._taskhub_env(url), self.size)
-            return "taskhub tasks load"
-        if self.size > 50_000:
-            raise SystemExit(
-                f"bench: seeding {self.size} tasks over HTTP would take too long; it "
-                "needs the bulk loader (`taskhub tasks load`, bench/generate_tasks.py)"
-            )
-        server = self._taskhub_server("taskhub-seeding", url)
-        server.start()
-        try:
-            server.wait_ready()
-            seed_over_http(server, self.size, self.cfg.seed)
-        finally:
-            server.stop()
-        return "HTTP POST /tasks"
+        """`size` tasks for the user `local`, through the bulk loader."""
+        load_tasks(self.cfg, self._taskhub_env(url), self.size)
+        return "taskhub tasks load"
 
     def _target(self, server: Server) -> Target:
         # The deep page starts 90 % in: at 1,000,000 tasks, 900,000 rows deep.
