@@ -827,13 +827,22 @@ def run_wrk(
 
 
 def drive(cfg: Config, stack: Stack) -> list[dict[str, Any]]:
-    """Every scenario on every server, interleaved: round, scenario, server."""
-    plan = [
-        (scenario, name)
-        for scenario in cfg.scenarios
-        for name in stack.targets
-        if scenario_args(scenario, stack.targets[name]) is not None
-    ]
+    """Every scenario on every server, interleaved: round, scenario, server;
+    each round starts each scenario with the next server, so that no server
+    always comes first (right after another scenario) or last."""
+    names = list(stack.targets)
+
+    def plan_for(round_: int) -> list[tuple[str, str]]:
+        turn = (round_ - 1) % len(names)
+        order = names[turn:] + names[:turn]
+        return [
+            (scenario, name)
+            for scenario in cfg.scenarios
+            for name in order
+            if scenario_args(scenario, stack.targets[name]) is not None
+        ]
+
+    plan = plan_for(1)
     skipped = [s for s in cfg.scenarios if not any(p[0] == s for p in plan)]
     if skipped:
         log(f"skipped (no server can run them yet): {', '.join(skipped)}")
@@ -845,7 +854,7 @@ def drive(cfg: Config, stack: Stack) -> list[dict[str, Any]]:
     runs = []
     for round_ in range(1, cfg.rounds + 1):
         log(f"{stack.kind} {stack.size}: round {round_}/{cfg.rounds}")
-        for scenario, name in plan:
+        for scenario, name in plan_for(round_):
             result = run_wrk(cfg, scenario, stack.targets[name], cfg.duration)
             settle = stack.targets[name].server.wait_idle()
             runs.append(
