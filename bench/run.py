@@ -1230,6 +1230,7 @@ def main(argv: list[str] | None = None) -> int:
                         if warnings:
                             group["server_log_errors"] = warnings
                     result["groups"].append(group)
+                    save(result, cfg.out)  # so far: an interrupted run keeps these
                     print_group(group)
                     for name, lines in group.get("server_log_errors", {}).items():
                         print(
@@ -1238,12 +1239,14 @@ def main(argv: list[str] | None = None) -> int:
                         )
         except (KeyboardInterrupt, Interrupted):
             log("interrupted: servers stopped, databases dropped")
+            if result["groups"]:
+                log(f"the finished groups are in {cfg.out}")
             return 130
     result["machine"]["loadavg_end"] = os.getloadavg()
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     log(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    cfg.out.write_text(json.dumps(result, indent=1) + "\n")
+    result["complete"] = True
+    save(result, cfg.out)
     print(f"\nresults: {cfg.out}")
     for png in chart(result, cfg.out.with_suffix(".png")):
         print(f"chart:   {png}")
@@ -1256,6 +1259,11 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.out.parent.name.startswith("taskhub-bench-smoke-"):
             shutil.rmtree(cfg.out.parent)  # kept above, when the check fails
     return 0
+
+
+def save(result: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"complete": False, **result}, indent=1) + "\n")
 
 
 def _server_warnings(stack: Stack) -> dict[str, list[str]]:
