@@ -23,7 +23,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL (sqlite/postgresql), or memory:// for no database.",
     )
     database_echo: bool = Field(False, description="Log every SQL statement.")
-    database_pool_size: int = Field(10, ge=1, description="PostgreSQL pool size.")
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        description="PostgreSQL connections per worker process: a fixed pool, "
+        "a request waits for a free one (see database_pool_timeout).",
+    )
     database_pool_timeout: float = Field(
         5.0,
         gt=0,
@@ -97,9 +102,9 @@ class Settings(BaseSettings):
             options |= {
                 "pool_size": self.database_pool_size,
                 "pool_timeout": self.database_pool_timeout,
-                # A connection the server dropped (restart, failover) is replaced
-                # before a request uses it, instead of failing that request.
-                "pool_pre_ping": True,
+                # A fixed pool: a connection opened for a burst and closed after
+                # it costs the server a process and the request a handshake.
+                "max_overflow": 0,
                 "connect_args": {
                     "timeout": self.database_connect_timeout,
                     "server_settings": settings,

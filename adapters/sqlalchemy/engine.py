@@ -1,7 +1,7 @@
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -30,7 +30,23 @@ def create_engine(url: str, options: Mapping[str, Any] | None = None) -> AsyncEn
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin)
+    if engine.dialect.driver == "asyncpg":
+        event.listen(engine.sync_engine.pool, "checkout", _discard_if_closed)
     return engine
+
+
+def _discard_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Hand out no connection the server has closed (a restart, a failover, an
+    idle timeout): the pool discards it and checks out another.
+
+    asyncpg notices a close as soon as the server's goodbye or the socket's end
+    arrives, so asking it costs nothing; SQLAlchemy's pool_pre_ping would ask the
+    server instead, a round trip on every checkout: a tenth of a cheap request.
+    A connection that died without a word (a cut network) fails its request with
+    a 503 instead, and the error invalidates the rest of the pool.
+    """
+    if record.driver_connection.is_closed():
+        raise exc.DisconnectionError("The server closed this pooled connection.")
 
 
 def create_session_factory(

@@ -218,7 +218,7 @@ async def test_while_the_database_is_down_requests_get_503_and_the_service_recov
 async def test_a_restart_between_requests_costs_no_request(
     cluster: ThrowawayPostgres, service: Service
 ) -> None:
-    # Stale pooled connections are tested before use (pool pre-ping), so the
+    # Pooled connections the server closed are discarded at checkout, so the
     # first request after the database came back already succeeds.
     async with service.clients() as (api, _):
         await fill_the_pool(api, service)
