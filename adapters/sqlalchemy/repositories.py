@@ -18,7 +18,13 @@ from adapters.sqlalchemy.mapping import (
     user_to_entity,
 )
 from adapters.sqlalchemy.tables import api_tokens, projects, tasks, users
-from application.queries import Page, ProjectQuery, TaskQuery, Window
+from application.queries import (
+    Page,
+    Position,
+    ProjectQuery,
+    TaskQuery,
+    settle_total,
+)
 from domain.errors import (
     ConcurrentUpdate,
     InvalidValue,
@@ -55,6 +61,32 @@ def _contains(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool
         search_key(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     )
     return column.like(f"%{escaped}%", escape="\\")
+
+
+def _after(
+    column: sa.ColumnElement[Any],
+    id_column: sa.ColumnElement[int],
+    descending: bool,
+    position: Position,
+) -> sa.ColumnElement[bool]:
+    """The rows after `position` in the order `_order_by` gives.
+
+    A row-value comparison, which a (column, id) index answers as one range;
+    NULLs, which compare as nothing, come first descending and last ascending.
+    """
+    value = sa.bindparam(None, position.value, type_=column.type)
+    last_id = sa.bindparam(None, position.id, type_=id_column.type)
+    if column is id_column:
+        return id_column < last_id if descending else id_column > last_id
+    if position.value is None:
+        after_null = id_column < last_id if descending else id_column > last_id
+        tail = column.is_not(None) if descending else sa.false()
+        return sa.or_(sa.and_(column.is_(None), after_null), tail)
+    pair, bound = sa.tuple_(column, id_column), sa.tuple_(value, last_id)
+    after = pair < bound if descending else pair > bound
+    if descending or not getattr(column, "nullable", False):
+        return after
+    return sa.or_(after, column.is_(None))
 
 
 def _order_by(
@@ -133,23 +165,33 @@ class _SqlAlchemyRepository(Generic[E]):
         self,
         where: list[sa.ColumnElement[bool]],
         sort: sa.ColumnElement[Any],
-        descending: bool,
-        window: Window,
+        query: TaskQuery | ProjectQuery,
     ) -> Page[E]:
         table = self._table
         where = [self._mine, *where]
-        order_by = _order_by(sort, table.c.id, descending)
-        page = sa.select(table).where(*where).order_by(*order_by)
-        rows = (
-            await self._session.execute(page.limit(window.limit).offset(window.offset))
-        ).all()
-        items = [self._to_entity(row) for row in rows]
-        # A partly filled page that is not empty tells the total without a count.
-        if rows and len(rows) < window.limit:
-            return Page(items=items, total=window.offset + len(rows))
-        count = sa.select(sa.func.count()).select_from(table).where(*where)
+        window, descending = query.window, query.descending
+        # One row beyond the window says whether more follow, without a count.
+        page = sa.select(table).where(*where)
+        if query.after is not None:
+            page = page.where(_after(sort, table.c.id, descending, query.after))
+        page = page.order_by(*_order_by(sort, table.c.id, descending))
+        statement = page.limit(window.limit + 1).offset(window.offset)
+        rows = (await self._session.execute(statement)).all()
+        more = len(rows) > window.limit
+        rows = rows[: window.limit]
+
+        async def count(bound: int | None) -> int:
+            matches = sa.select(sa.literal(1)).select_from(table).where(*where)
+            if bound is not None:  # stop counting once past the bound
+                matches = matches.limit(bound)
+            total = sa.select(sa.func.count()).select_from(matches.subquery())
+            return (await self._session.execute(total)).scalar_one()
+
+        last = rows[-1] if more else None
         return Page(
-            items=items, total=(await self._session.execute(count)).scalar_one()
+            items=[self._to_entity(row) for row in rows],
+            total=await settle_total(query, len(rows), more, count),
+            next=None if last is None else Position(last._mapping[sort], last.id),
         )
 
     def _to_row(self, entity: E) -> dict[str, Any]:
@@ -185,8 +227,7 @@ class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
             where.append(tasks.c.due_date < query.due_before)
         if query.due_after is not None:
             where.append(tasks.c.due_date > query.due_after)
-        sort = _TASK_SORT_COLUMNS[query.sort]
-        return await self._list(where, sort, query.descending, query.window)
+        return await self._list(where, _TASK_SORT_COLUMNS[query.sort], query)
 
     async def count_in_project(self, project_id: int) -> int:
         count = sa.select(sa.func.count()).where(
@@ -216,8 +257,7 @@ class SqlAlchemyProjectRepository(_SqlAlchemyRepository[Project]):
             where.append(_contains(projects.c.name_key, query.q))
         if query.archived is not None:
             where.append(projects.c.archived.is_(query.archived))
-        sort = _PROJECT_SORT_COLUMNS[query.sort]
-        return await self._list(where, sort, query.descending, query.window)
+        return await self._list(where, _PROJECT_SORT_COLUMNS[query.sort], query)
 
     def _to_row(self, entity: Project) -> dict[str, Any]:
         return project_to_row(entity)
