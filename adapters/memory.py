@@ -72,7 +72,9 @@ async def _page(
     if query.after is not None:
         after = _sort_key(query.after.value), query.after.id
         ordered = [
-            e for e in ordered if (key(e) < after if query.descending else key(e) > after)
+            e
+            for e in ordered
+            if (key(e) < after if query.descending else key(e) > after)
         ]
     window = query.window
     selected = ordered[window.offset : window.offset + window.limit + 1]

@@ -145,7 +145,10 @@ async def settle_total(
     offset = query.window.offset
     if query.after is None and not more and (on_page or not offset):
         return offset + on_page
-    if cap is not None and (query.after is not None or offset + on_page + more > cap):
+    if cap is not None and query.after is not None:
+        return None
+    # Items on the page prove that at least offset + on_page (+ 1) match.
+    if cap is not None and on_page and offset + on_page + more > cap:
         return None
     matches = await count(None if cap is None else cap + 1)
     return None if cap is not None and matches > cap else matches

@@ -38,7 +38,9 @@ def _postgresql_only(index: sa.Index) -> sa.Index:
 def schema_filter(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
     """Alembic's include_object for `dialect`: leaves out what it does not have."""
 
-    def include(item: Any, name: str | None, kind: str, reflected: bool, to: Any) -> bool:
+    def include(
+        item: Any, name: str | None, kind: str, reflected: bool, to: Any
+    ) -> bool:
         return bool(item.info.get("only_on", dialect) == dialect)
 
     return include

@@ -76,7 +76,7 @@ def by_id(tasks: list[Json]) -> list[int]:
 # --- the envelope and pagination ---------------------------------------------
 
 
-async def test_a_listing_is_an_envelope_of_items_total_limit_and_offset(
+async def test_a_listing_is_an_envelope_of_items_total_limit_offset_and_next_cursor(
     listing: TaskListing,
 ) -> None:
     task = await listing.add()
@@ -84,7 +84,13 @@ async def test_a_listing_is_an_envelope_of_items_total_limit_and_offset(
     response = await listing.get()
 
     assert response.status_code == 200
-    assert response.json() == {"items": [task], "total": 1, "limit": 20, "offset": 0}
+    assert response.json() == {
+        "items": [task],
+        "total": 1,
+        "limit": 20,
+        "offset": 0,
+        "next_cursor": None,
+    }
 
 
 async def test_an_empty_listing_has_no_items_and_a_total_of_zero(
@@ -92,7 +98,13 @@ async def test_an_empty_listing_has_no_items_and_a_total_of_zero(
 ) -> None:
     response = await listing.get()
 
-    assert response.json() == {"items": [], "total": 0, "limit": 20, "offset": 0}
+    assert response.json() == {
+        "items": [],
+        "total": 0,
+        "limit": 20,
+        "offset": 0,
+        "next_cursor": None,
+    }
 
 
 async def test_a_listing_shows_20_items_by_default_and_counts_them_all(
@@ -139,7 +151,13 @@ async def test_an_offset_past_the_end_gives_an_empty_page_with_the_total(
 
     body = (await listing.get(offset=10)).json()
 
-    assert body == {"items": [], "total": 2, "limit": 20, "offset": 10}
+    assert body == {
+        "items": [],
+        "total": 2,
+        "limit": 20,
+        "offset": 10,
+        "next_cursor": None,
+    }
 
 
 async def test_the_largest_offset_is_an_empty_page(listing: TaskListing) -> None:
@@ -147,7 +165,13 @@ async def test_the_largest_offset_is_an_empty_page(listing: TaskListing) -> None
 
     body = (await listing.get(offset=INT64_MAX)).json()
 
-    assert body == {"items": [], "total": 1, "limit": 20, "offset": INT64_MAX}
+    assert body == {
+        "items": [],
+        "total": 1,
+        "limit": 20,
+        "offset": INT64_MAX,
+        "next_cursor": None,
+    }
 
 
 @pytest.mark.parametrize("limit", [1, 100])
@@ -461,6 +485,7 @@ async def test_a_project_listing_is_the_same_envelope_newest_first(
         "total": 2,
         "limit": 20,
         "offset": 0,
+        "next_cursor": None,
     }
 
 
