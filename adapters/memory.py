@@ -69,15 +69,16 @@ async def _page(
         return _sort_key(value(entity)), entity.id
 
     ordered = sorted(rows, key=key, reverse=query.descending)
-    if query.after is not None:
-        after = _sort_key(query.after.value), query.after.id
-        ordered = [
+    following = ordered
+    if (position := query.after) is not None:
+        after = _sort_key(position.value), position.id
+        following = [
             e
             for e in ordered
-            if (key(e) < after if query.descending else key(e) > after)
+            if (after > key(e) if query.descending else key(e) > after)
         ]
     window = query.window
-    selected = ordered[window.offset : window.offset + window.limit + 1]
+    selected = following[window.offset : window.offset + window.limit + 1]
     more = len(selected) > window.limit
     selected = selected[: window.limit]
 
