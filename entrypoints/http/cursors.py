@@ -114,6 +114,10 @@ class Cursors:
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode()
+        return self.seal(payload)
+
+    def seal(self, payload: bytes) -> str:
+        """`payload` as a cursor: encoded and signed."""
         return f"{_encode(payload)}.{_encode(self._tag(payload))}"
 
     def open(self, listing: Mapping[str, object], sort: str, cursor: str) -> Position:
