@@ -38,6 +38,7 @@ from domain.users import ApiToken, User
 from domain.values import search_key
 
 E = TypeVar("E", Task, Project)
+INT64_MAX = 2**63 - 1
 
 _TASK_SORT_COLUMNS = {
     "id": tasks.c.id,
@@ -68,25 +69,29 @@ def _after(
     id_column: sa.ColumnElement[int],
     descending: bool,
     position: Position,
-) -> sa.ColumnElement[bool]:
-    """The rows after `position` in the order `_order_by` gives.
+) -> list[sa.ColumnElement[bool]]:
+    """The rows after `position` in the order `_order_by` gives, as one or two
+    stretches of that order, each one range of a (column, id) index.
 
-    A row-value comparison, which a (column, id) index answers as one range;
-    NULLs, which compare as nothing, come first descending and last ascending.
+    Row values compare the non-NULL stretch. NULLs, which compare as nothing,
+    come last ascending and first descending: they are a stretch of their own.
+    An OR of the two would make the database read everything up to the page.
     """
-    value = sa.bindparam(None, position.value, type_=column.type)
     last_id = sa.bindparam(None, position.id, type_=id_column.type)
     if column is id_column:
-        return id_column < last_id if descending else id_column > last_id
-    if position.value is None:
-        after_null = id_column < last_id if descending else id_column > last_id
-        tail = column.is_not(None) if descending else sa.false()
-        return sa.or_(sa.and_(column.is_(None), after_null), tail)
+        return [id_column < last_id if descending else id_column > last_id]
+    if position.value is None:  # among the NULLs
+        nulls_after = column.is_(None) & (
+            id_column < last_id if descending else id_column > last_id
+        )
+        return [nulls_after, column.is_not(None)] if descending else [nulls_after]
+    value = sa.bindparam(None, position.value, type_=column.type)
     pair, bound = sa.tuple_(column, id_column), sa.tuple_(value, last_id)
-    after = pair < bound if descending else pair > bound
-    if descending or not getattr(column, "nullable", False):
-        return after
-    return sa.or_(after, column.is_(None))
+    if descending:
+        return [pair < bound]
+    if getattr(column, "nullable", False):
+        return [pair > bound, column.is_(None)]
+    return [pair > bound]
 
 
 def _order_by(
@@ -170,11 +175,22 @@ class _SqlAlchemyRepository(Generic[E]):
         table = self._table
         where = [self._mine, *where]
         window, descending = query.window, query.descending
-        # One row beyond the window says whether more follow, without a count.
-        page = sa.select(table).where(*where)
+        order_by = _order_by(sort, table.c.id, descending)
+        stretches: list[sa.ColumnElement[bool]] = [sa.true()]
         if query.after is not None:
-            page = page.where(_after(sort, table.c.id, descending, query.after))
-        page = page.order_by(*_order_by(sort, table.c.id, descending))
+            stretches = _after(sort, table.c.id, descending, query.after)
+        # One row beyond the window says whether more follow, without a count.
+        wanted = min(window.offset + window.limit + 1, INT64_MAX)
+        parts = [
+            sa.select(table).where(*where, stretch).order_by(*order_by).limit(wanted)
+            for stretch in stretches
+        ]
+        page: sa.Select[Any] = parts[0]
+        if len(parts) > 1:  # the stretches one after the other, in order again
+            both = sa.union_all(*(sa.select(p.subquery()) for p in parts)).subquery()
+            page = sa.select(both).order_by(
+                *_order_by(both.c[sort.name], both.c.id, descending)
+            )
         statement = page.limit(window.limit + 1).offset(window.offset)
         rows = (await self._session.execute(statement)).all()
         more = len(rows) > window.limit
@@ -191,7 +207,7 @@ class _SqlAlchemyRepository(Generic[E]):
         return Page(
             items=[self._to_entity(row) for row in rows],
             total=await settle_total(query, len(rows), more, count),
-            next=None if last is None else Position(last._mapping[sort], last.id),
+            next=None if last is None else Position(last._mapping[sort.name], last.id),
         )
 
     def _to_row(self, entity: E) -> dict[str, Any]:
