@@ -193,7 +193,7 @@ class _Listing(BaseModel):
     offset: int = Field(0, ge=0, le=INT64_MAX, description="Items to skip.")
     cursor: str | None = Field(
         None,
-        max_length=1000,
+        max_length=4096,  # the longest title, casefolded, in UTF-8 and base64
         description="A previous page's `next_cursor`: the page that follows it, "
         "however the items changed meanwhile. Only with the same filters and "
         "sort, and without `offset`.",

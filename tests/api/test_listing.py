@@ -998,3 +998,18 @@ async def test_every_instance_on_one_database_accepts_the_others_cursors(
     response = await second.get("/tasks", params={"limit": 1, "cursor": cursor})
 
     assert len(ids(response)) == 1
+
+
+async def test_a_cursor_after_the_longest_title_there_can_be_works(
+    listing: TaskListing,
+) -> None:
+    # Each "ΐ" casefolds to three characters of two bytes each in UTF-8.
+    longest = "ΐ" * 200
+    await listing.add(longest)
+    await listing.add(longest)
+
+    first = (await listing.get(sort="title", limit=1)).json()
+    second = await listing.get(sort="title", limit=1, cursor=first["next_cursor"])
+
+    assert len(first["next_cursor"]) > 1000
+    assert ids(second) == [listing.created[1]["id"]]
