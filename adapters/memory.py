@@ -7,6 +7,7 @@ snapshot taken when the unit of work began.
 
 import asyncio
 import itertools
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -14,7 +15,13 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from application.ports import IdempotencyRecord, StoredResponse
-from application.queries import Page, ProjectQuery, TaskQuery, Window
+from application.queries import (
+    Page,
+    Position,
+    ProjectQuery,
+    TaskQuery,
+    settle_total,
+)
 from domain.errors import (
     ConcurrentUpdate,
     InvalidValue,
@@ -53,14 +60,41 @@ def _sort_key(value: Any) -> tuple[bool, Any]:
     return value is None, value
 
 
-def _page(
-    rows: Iterable[E], key: Callable[[E], Any], descending: bool, window: Window
+async def _page(
+    rows: Iterable[E],
+    value: Callable[[E], Any],
+    query: TaskQuery | ProjectQuery,
 ) -> Page[E]:
-    ordered = sorted(rows, key=lambda e: (_sort_key(key(e)), e.id))
-    if descending:
-        ordered.reverse()
-    selected = ordered[window.offset : window.offset + window.limit]
-    return Page(items=[e.copy() for e in selected], total=len(ordered))
+    def key(entity: E) -> tuple[tuple[bool, Any], int | None]:
+        return _sort_key(value(entity)), entity.id
+
+    ordered = sorted(rows, key=key, reverse=query.descending)
+    following = ordered
+    if (position := query.after) is not None:
+        after = _sort_key(position.value), position.id
+        following = [
+            e
+            for e in ordered
+            if (after > key(e) if query.descending else key(e) > after)
+        ]
+    window = query.window
+    selected = following[window.offset : window.offset + window.limit + 1]
+    more = len(selected) > window.limit
+    selected = selected[: window.limit]
+
+    async def count(bound: int | None) -> int:
+        return len(ordered) if bound is None else min(len(ordered), bound)
+
+    next_position = None
+    if more:
+        last = selected[-1]
+        assert last.id is not None
+        next_position = Position(value(last), last.id)
+    return Page(
+        items=[e.copy() for e in selected],
+        total=await settle_total(query, len(selected), more, count),
+        next=next_position,
+    )
 
 
 _TASK_SORT_KEYS: dict[str, Callable[[Task], Any]] = {
@@ -94,6 +128,11 @@ def _task_matches(task: Task, query: TaskQuery) -> bool:
             or (task.due_date is not None and task.due_date > query.due_after)
         )
     )
+
+
+async def random_secret() -> bytes:
+    """A key for this process alone: memory's data lives no longer anyway."""
+    return secrets.token_bytes(32)
 
 
 class _InMemoryRepository(Generic[E]):
@@ -168,8 +207,7 @@ class InMemoryTaskRepository(_InMemoryRepository[Task]):
 
     async def list(self, query: TaskQuery) -> Page[Task]:
         rows = (t for t in self._rows if _task_matches(t, query))
-        key = _TASK_SORT_KEYS[query.sort]
-        return _page(rows, key, query.descending, query.window)
+        return await _page(rows, _TASK_SORT_KEYS[query.sort], query)
 
     async def count_in_project(self, project_id: int) -> int:
         return sum(t.project_id == project_id for t in self._rows)
@@ -218,8 +256,7 @@ class InMemoryProjectRepository(_InMemoryRepository[Project]):
             if (needle is None or needle in p.name_key)
             and (query.archived is None or p.archived == query.archived)
         )
-        key = _PROJECT_SORT_KEYS[query.sort]
-        return _page(rows, key, query.descending, query.window)
+        return await _page(rows, _PROJECT_SORT_KEYS[query.sort], query)
 
     @property
     def _all(self) -> dict[int, Project]:

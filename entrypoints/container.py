@@ -6,9 +6,11 @@ from adapters.memory import (
     InMemoryIdentityUnitOfWork,
     InMemoryStore,
     InMemoryUnitOfWork,
+    random_secret,
 )
 from adapters.sqlalchemy.engine import create_engine, create_session_factory
 from adapters.sqlalchemy.idempotency import SqlAlchemyIdempotencyStore
+from adapters.sqlalchemy.secrets import read_secret
 from adapters.sqlalchemy.unit_of_work import (
     SqlAlchemyIdentityUnitOfWork,
     SqlAlchemyUnitOfWork,
@@ -71,6 +73,13 @@ class Container(containers.DeclarativeContainer):
             SqlAlchemyIdempotencyStore, session_factory=session_factory
         ),
         memory=providers.Singleton(InMemoryIdempotencyStore, store=memory_store),
+    )
+
+    # The key that signs list cursors: the same on every worker of one database.
+    cursor_secret = providers.Selector(
+        config.backend,
+        sql=providers.Coroutine(read_secret, engine=engine, name="cursors"),
+        memory=providers.Coroutine(random_secret),
     )
 
     task_service = providers.Singleton(

@@ -1,6 +1,6 @@
 from typing import Literal
 
-from pydantic import Field, computed_field, field_validator
+from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MEMORY_URL = "memory://"
@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         1_048_576, ge=1, description="Larger request bodies get 413 unparsed."
+    )
+    cursor_secret: SecretStr | None = Field(
+        None,
+        description="Signs list cursors; every instance serving one database "
+        "needs the same. Unset, the key the migrations stored in the database "
+        "is used (memory://: a random key per process).",
+    )
+    list_count_cap: int = Field(
+        10_000,
+        ge=0,
+        description="A listing's `total` counts at most this many matches; "
+        "beyond, it is null (unless the request asks for count=exact).",
     )
     cors_origins: list[str] = Field(
         default_factory=list,

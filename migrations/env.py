@@ -11,7 +11,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from adapters.sqlalchemy.tables import metadata
+from adapters.sqlalchemy.tables import metadata, schema_filter
 
 config = context.config
 
@@ -37,7 +37,9 @@ def _configure(**options: object) -> None:
 
 
 def _run(connection: Connection) -> None:
-    _configure(connection=connection)
+    _configure(
+        connection=connection, include_object=schema_filter(connection.dialect.name)
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -23,7 +23,13 @@ from adapters.sqlalchemy.mapping import (
     user_to_entity,
 )
 from adapters.sqlalchemy.tables import api_tokens, projects, tasks, users
-from application.queries import Page, ProjectQuery, TaskQuery, Window
+from application.queries import (
+    Page,
+    Position,
+    ProjectQuery,
+    TaskQuery,
+    settle_total,
+)
 from domain.errors import (
     ConcurrentUpdate,
     InvalidValue,
@@ -37,6 +43,7 @@ from domain.users import ApiToken, User
 from domain.values import search_key
 
 E = TypeVar("E", Task, Project)
+INT64_MAX = 2**63 - 1
 
 # A project deleted between the use case's checks and a bulk insert.
 _MISSING_PROJECT: ConstraintErrors = {
@@ -67,6 +74,36 @@ def _contains(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool
         search_key(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     )
     return column.like(f"%{escaped}%", escape="\\")
+
+
+def _after(
+    column: sa.ColumnElement[Any],
+    id_column: sa.ColumnElement[int],
+    descending: bool,
+    position: Position,
+) -> list[sa.ColumnElement[bool]]:
+    """The rows after `position` in the order `_order_by` gives, as one or two
+    stretches of that order, each one range of a (column, id) index.
+
+    Row values compare the non-NULL stretch. NULLs, which compare as nothing,
+    come last ascending and first descending: they are a stretch of their own.
+    An OR of the two would make the database read everything up to the page.
+    """
+    last_id = sa.bindparam(None, position.id, type_=id_column.type)
+    if column is id_column:
+        return [id_column < last_id if descending else id_column > last_id]
+    if position.value is None:  # among the NULLs
+        nulls_after = column.is_(None) & (
+            id_column < last_id if descending else id_column > last_id
+        )
+        return [nulls_after, column.is_not(None)] if descending else [nulls_after]
+    value = sa.bindparam(None, position.value, type_=column.type)
+    pair, bound = sa.tuple_(column, id_column), sa.tuple_(value, last_id)
+    if descending:
+        return [pair < bound]
+    if getattr(column, "nullable", False):
+        return [pair > bound, column.is_(None)]
+    return [pair > bound]
 
 
 def _order_by(
@@ -145,23 +182,44 @@ class _SqlAlchemyRepository(Generic[E]):
         self,
         where: list[sa.ColumnElement[bool]],
         sort: sa.ColumnElement[Any],
-        descending: bool,
-        window: Window,
+        query: TaskQuery | ProjectQuery,
     ) -> Page[E]:
         table = self._table
         where = [self._mine, *where]
+        window, descending = query.window, query.descending
         order_by = _order_by(sort, table.c.id, descending)
-        page = sa.select(table).where(*where).order_by(*order_by)
-        rows = (
-            await self._session.execute(page.limit(window.limit).offset(window.offset))
-        ).all()
-        items = [self._to_entity(row) for row in rows]
-        # A partly filled page that is not empty tells the total without a count.
-        if rows and len(rows) < window.limit:
-            return Page(items=items, total=window.offset + len(rows))
-        count = sa.select(sa.func.count()).select_from(table).where(*where)
+        stretches: list[sa.ColumnElement[bool]] = [sa.true()]
+        if query.after is not None:
+            stretches = _after(sort, table.c.id, descending, query.after)
+        # One row beyond the window says whether more follow, without a count.
+        wanted = min(window.offset + window.limit + 1, INT64_MAX)
+        parts = [
+            sa.select(table).where(*where, stretch).order_by(*order_by).limit(wanted)
+            for stretch in stretches
+        ]
+        page: sa.Select[Any] = parts[0]
+        if len(parts) > 1:  # the stretches one after the other, in order again
+            both = sa.union_all(*(sa.select(p.subquery()) for p in parts)).subquery()
+            page = sa.select(both).order_by(
+                *_order_by(both.c[sort.name], both.c.id, descending)
+            )
+        statement = page.limit(window.limit + 1).offset(window.offset)
+        rows = (await self._session.execute(statement)).all()
+        more = len(rows) > window.limit
+        rows = rows[: window.limit]
+
+        async def count(bound: int | None) -> int:
+            matches = sa.select(sa.literal(1)).select_from(table).where(*where)
+            if bound is not None:  # stop counting once past the bound
+                matches = matches.limit(bound)
+            total = sa.select(sa.func.count()).select_from(matches.subquery())
+            return (await self._session.execute(total)).scalar_one()
+
+        last = rows[-1] if more else None
         return Page(
-            items=items, total=(await self._session.execute(count)).scalar_one()
+            items=[self._to_entity(row) for row in rows],
+            total=await settle_total(query, len(rows), more, count),
+            next=None if last is None else Position(last._mapping[sort.name], last.id),
         )
 
     def _to_row(self, entity: E) -> dict[str, Any]:
@@ -232,8 +290,7 @@ class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
             where.append(tasks.c.due_date < query.due_before)
         if query.due_after is not None:
             where.append(tasks.c.due_date > query.due_after)
-        sort = _TASK_SORT_COLUMNS[query.sort]
-        return await self._list(where, sort, query.descending, query.window)
+        return await self._list(where, _TASK_SORT_COLUMNS[query.sort], query)
 
     async def count_in_project(self, project_id: int) -> int:
         count = sa.select(sa.func.count()).where(
@@ -263,8 +320,7 @@ class SqlAlchemyProjectRepository(_SqlAlchemyRepository[Project]):
             where.append(_contains(projects.c.name_key, query.q))
         if query.archived is not None:
             where.append(projects.c.archived.is_(query.archived))
-        sort = _PROJECT_SORT_COLUMNS[query.sort]
-        return await self._list(where, sort, query.descending, query.window)
+        return await self._list(where, _PROJECT_SORT_COLUMNS[query.sort], query)
 
     def _to_row(self, entity: Project) -> dict[str, Any]:
         return project_to_row(entity)

@@ -5,6 +5,7 @@ by name. `name_key` / `title_key` hold the casefolded text that uniqueness, `q`
 and sorting use, so every database compares text the way the domain does.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,23 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # Keys sort by code point everywhere: SQLite's BINARY, PostgreSQL's "C" collation
 # (a database's default collation may be language-aware), Python's str order.
 Key = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+
+
+def _postgresql_only(index: sa.Index) -> sa.Index:
+    """An index only PostgreSQL has: created there alone, compared there alone."""
+    index.info["only_on"] = "postgresql"
+    return index.ddl_if(dialect="postgresql")
+
+
+def schema_filter(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """Alembic's include_object for `dialect`: leaves out what it does not have."""
+
+    def include(
+        item: Any, name: str | None, kind: str, reflected: bool, to: Any
+    ) -> bool:
+        return bool(item.info.get("only_on", dialect) == dialect)
+
+    return include
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -102,6 +120,15 @@ projects = sa.Table(
     sa.Index(None, "owner_id", "archived", "id"),
     sa.Index(None, "owner_id", "created_at", "id"),
     sa.Index(None, "owner_id", "updated_at", "id"),
+    # `q` is a substring match: only trigrams (pg_trgm) find one without a scan.
+    _postgresql_only(
+        sa.Index(
+            "ix_projects_name_key_trgm",
+            "name_key",
+            postgresql_using="gin",
+            postgresql_ops={"name_key": "gin_trgm_ops"},
+        )
+    ),
     sqlite_autoincrement=True,  # never reuse a deleted project's id
 )
 
@@ -139,7 +166,24 @@ tasks = sa.Table(
     sa.Index(None, "owner_id", "title_key", "id"),
     sa.Index(None, "owner_id", "created_at", "id"),
     sa.Index(None, "owner_id", "updated_at", "id"),
+    _postgresql_only(
+        sa.Index(
+            "ix_tasks_title_key_trgm",
+            "title_key",
+            postgresql_using="gin",
+            postgresql_ops={"title_key": "gin_trgm_ops"},
+        )
+    ),
     sqlite_autoincrement=True,  # never reuse a deleted task's id
+)
+
+# Keys the service makes for itself, shared by every worker on the database:
+# a migration writes each once (e.g. the one that signs list cursors).
+service_secrets = sa.Table(
+    "service_secrets",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("secret", sa.String(128), nullable=False),
 )
 
 # The first response to each (owner, Idempotency-Key), replayed to retries.

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from entrypoints.container import Container, build_container
 from entrypoints.http import openapi
 from entrypoints.http.auth import LOCAL_USER
+from entrypoints.http.cursors import Cursors, Paging
 from entrypoints.http.errors import add_error_handlers
 from entrypoints.http.middleware import install_middleware
 from entrypoints.http.routes import health, projects, tasks
@@ -35,6 +36,9 @@ def create_app(container: Container | None = None) -> FastAPI:
             problem = await schema_problem(container.engine())
             if problem is not None:
                 raise RuntimeError(problem)
+        app.state.paging = Paging(
+            Cursors(await _cursor_secret(container, settings)), settings.list_count_cap
+        )
         app.state.implicit_owner = await _implicit_owner(container, settings)
         if settings.auth == "required" and settings.first_token_file:
             await _first_user(container, Path(settings.first_token_file))
@@ -56,6 +60,14 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(projects.router)
     app.openapi = lambda: openapi.polish(FastAPI.openapi(app))  # type: ignore[method-assign]
     return app
+
+
+async def _cursor_secret(container: Container, settings: Settings) -> bytes:
+    """The setting's key if there is one, else the database's (read once)."""
+    if settings.cursor_secret and settings.cursor_secret.get_secret_value():
+        return settings.cursor_secret.get_secret_value().encode()
+    secret: bytes = await container.cursor_secret()
+    return secret
 
 
 async def _implicit_owner(container: Container, settings: Settings) -> int | None:

@@ -3,8 +3,9 @@
 import re
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar, cast
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
+from fastapi.responses import JSONResponse
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -19,6 +20,7 @@ from application import queries
 from domain.projects import NAME_MAX, NAME_MIN, Project, ProjectChanges
 from domain.tasks import TITLE_MAX, Task, TaskChanges
 from domain.values import DESCRIPTION_MAX, Priority, unstorable
+from entrypoints.http.cursors import Paging, invalid_cursor
 
 INT64_MAX = 2**63 - 1
 T = TypeVar("T")
@@ -153,9 +155,17 @@ class ProjectRead(BaseModel):
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
-    total: int = Field(description="How many items match, across all pages.")
+    total: int | None = Field(
+        description="How many items match, across all pages: exact up to 10,000 "
+        "matches, null beyond (`count=exact` counts them all, at a cost). Pages "
+        "fetched with a `cursor` are not counted (null) unless `count=exact`."
+    )
     limit: int
     offset: int
+    next_cursor: str | None = Field(
+        description="More items follow: send this as `cursor` (with the same "
+        "filters and sort) for the next page. Null on the last page."
+    )
 
 
 def _query_bool(value: Any) -> Any:
@@ -181,18 +191,64 @@ class _Listing(BaseModel):
 
     limit: int = Field(20, ge=1, le=100, description="Page size, 1–100.")
     offset: int = Field(0, ge=0, le=INT64_MAX, description="Items to skip.")
+    cursor: str | None = Field(
+        None,
+        max_length=4096,  # the longest title, casefolded, in UTF-8 and base64
+        description="A previous page's `next_cursor`: the page that follows it, "
+        "however the items changed meanwhile. Only with the same filters and "
+        "sort, and without `offset`.",
+    )
+    count: Literal["exact"] | None = Field(
+        None,
+        description="`exact` makes `total` exact however many items match, and "
+        "on cursor pages too; it costs a count of every match.",
+    )
+    sort: str
 
-    @property
-    def window(self) -> queries.Window:
-        return queries.Window(limit=self.limit, offset=self.offset)
+    def binding(self, **context: object) -> dict[str, object]:
+        """What a cursor of this listing is bound to: its filters and sort, and
+        `context` (the route, the owner...)."""
+        parameters = {"limit", "offset", "cursor", "count"}
+        return self.model_dump(mode="json", exclude=parameters) | context
 
-    def page(self, page: queries.Page[E], read: Callable[[E], T]) -> Page[T]:
-        return Page[Any](
-            items=[read(item) for item in page.items],
-            total=page.total,
-            limit=self.limit,
-            offset=self.offset,
-        )
+    def _paged(self, paging: Paging, binding: dict[str, object]) -> dict[str, Any]:
+        """The parts of a TaskQuery or ProjectQuery this model's fields give."""
+        field = self.sort.removeprefix("-")
+        after = None
+        if self.cursor is not None:
+            if self.offset:
+                raise invalid_cursor(
+                    "A cursor says where its page starts: send it without offset.",
+                    self.cursor,
+                )
+            after = paging.cursors.open(binding, field, self.cursor)
+        return {
+            "sort": field,
+            "descending": self.sort.startswith("-"),
+            "window": queries.Window(limit=self.limit, offset=self.offset),
+            "after": after,
+            "count_up_to": None if self.count == "exact" else paging.count_cap,
+        }
+
+    def page(
+        self,
+        page: queries.Page[E],
+        read: Callable[[E], BaseModel],
+        paging: Paging,
+        binding: dict[str, object],
+    ) -> JSONResponse:
+        """The response, serialised once (not validated again by FastAPI)."""
+        next_cursor = None
+        if page.next is not None:
+            next_cursor = paging.cursors.issue(binding, page.next)
+        body = {
+            "items": [read(item).model_dump(mode="json") for item in page.items],
+            "total": page.total,
+            "limit": self.limit,
+            "offset": self.offset,
+            "next_cursor": next_cursor,
+        }
+        return JSONResponse(body)
 
 
 class ProjectTaskFilters(_Listing):
@@ -205,7 +261,12 @@ class ProjectTaskFilters(_Listing):
         "-created_at", description="Field to sort by, `-` for descending; ties on id."
     )
 
-    def query(self, project_id: int | None = None) -> queries.TaskQuery:
+    def query(
+        self,
+        paging: Paging,
+        binding: dict[str, object],
+        project_id: int | None = None,
+    ) -> queries.TaskQuery:
         return queries.TaskQuery(
             done=self.done,
             project_id=project_id,
@@ -213,17 +274,20 @@ class ProjectTaskFilters(_Listing):
             q=self.q,
             due_before=self.due_before,
             due_after=self.due_after,
-            sort=cast(queries.TaskSortField, self.sort.removeprefix("-")),
-            descending=self.sort.startswith("-"),
-            window=self.window,
+            **self._paged(paging, binding),
         )
 
 
 class TaskFilters(ProjectTaskFilters):
     project_id: QueryId | None = None
 
-    def query(self, project_id: int | None = None) -> queries.TaskQuery:
-        return super().query(project_id=self.project_id)
+    def query(
+        self,
+        paging: Paging,
+        binding: dict[str, object],
+        project_id: int | None = None,
+    ) -> queries.TaskQuery:
+        return super().query(paging, binding, project_id=self.project_id)
 
 
 class ProjectFilters(_Listing):
@@ -233,13 +297,9 @@ class ProjectFilters(_Listing):
         "-created_at", description="Field to sort by, `-` for descending; ties on id."
     )
 
-    def query(self) -> queries.ProjectQuery:
+    def query(self, paging: Paging, binding: dict[str, object]) -> queries.ProjectQuery:
         return queries.ProjectQuery(
-            q=self.q,
-            archived=self.archived,
-            sort=cast(queries.ProjectSortField, self.sort.removeprefix("-")),
-            descending=self.sort.startswith("-"),
-            window=self.window,
+            q=self.q, archived=self.archived, **self._paged(paging, binding)
         )
 
 

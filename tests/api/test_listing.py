@@ -4,14 +4,19 @@ Task listings run twice: on GET /tasks, and on GET /projects/{id}/tasks with a
 copy of every task in another project that the listing must leave out.
 """
 
-from collections.abc import Callable
+import base64
+import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
 import pytest
-from httpx import AsyncClient, Response
+from httpx import ASGITransport, AsyncClient, Response
 
+from entrypoints.container import Container, build_container
+from entrypoints.http.app import create_app
+from entrypoints.http.cursors import Cursors
 from tests.api.helpers import (
     INT64_MAX,
     Json,
@@ -23,6 +28,7 @@ from tests.api.helpers import (
     patch,
     utc_timestamp,
 )
+from tests.conftest import test_settings
 
 TASK_SORT_FIELDS = ["id", "created_at", "updated_at", "due_date", "priority", "title"]
 PROJECT_SORT_FIELDS = ["id", "name", "created_at", "updated_at"]
@@ -76,7 +82,7 @@ def by_id(tasks: list[Json]) -> list[int]:
 # --- the envelope and pagination ---------------------------------------------
 
 
-async def test_a_listing_is_an_envelope_of_items_total_limit_and_offset(
+async def test_a_listing_is_an_envelope_of_items_total_limit_offset_and_next_cursor(
     listing: TaskListing,
 ) -> None:
     task = await listing.add()
@@ -84,7 +90,13 @@ async def test_a_listing_is_an_envelope_of_items_total_limit_and_offset(
     response = await listing.get()
 
     assert response.status_code == 200
-    assert response.json() == {"items": [task], "total": 1, "limit": 20, "offset": 0}
+    assert response.json() == {
+        "items": [task],
+        "total": 1,
+        "limit": 20,
+        "offset": 0,
+        "next_cursor": None,
+    }
 
 
 async def test_an_empty_listing_has_no_items_and_a_total_of_zero(
@@ -92,7 +104,13 @@ async def test_an_empty_listing_has_no_items_and_a_total_of_zero(
 ) -> None:
     response = await listing.get()
 
-    assert response.json() == {"items": [], "total": 0, "limit": 20, "offset": 0}
+    assert response.json() == {
+        "items": [],
+        "total": 0,
+        "limit": 20,
+        "offset": 0,
+        "next_cursor": None,
+    }
 
 
 async def test_a_listing_shows_20_items_by_default_and_counts_them_all(
@@ -139,7 +157,13 @@ async def test_an_offset_past_the_end_gives_an_empty_page_with_the_total(
 
     body = (await listing.get(offset=10)).json()
 
-    assert body == {"items": [], "total": 2, "limit": 20, "offset": 10}
+    assert body == {
+        "items": [],
+        "total": 2,
+        "limit": 20,
+        "offset": 10,
+        "next_cursor": None,
+    }
 
 
 async def test_the_largest_offset_is_an_empty_page(listing: TaskListing) -> None:
@@ -147,7 +171,13 @@ async def test_the_largest_offset_is_an_empty_page(listing: TaskListing) -> None
 
     body = (await listing.get(offset=INT64_MAX)).json()
 
-    assert body == {"items": [], "total": 1, "limit": 20, "offset": INT64_MAX}
+    assert body == {
+        "items": [],
+        "total": 1,
+        "limit": 20,
+        "offset": INT64_MAX,
+        "next_cursor": None,
+    }
 
 
 @pytest.mark.parametrize("limit", [1, 100])
@@ -461,6 +491,7 @@ async def test_a_project_listing_is_the_same_envelope_newest_first(
         "total": 2,
         "limit": 20,
         "offset": 0,
+        "next_cursor": None,
     }
 
 
@@ -576,3 +607,409 @@ async def test_a_listing_of_the_tasks_of_a_missing_project_is_404_not_empty(
 
     body = assert_problem(response, 404)
     assert "999" in body["detail"]
+
+
+# --- cursors ------------------------------------------------------------------
+
+
+@pytest.fixture
+def known_secret(container: Container) -> Cursors:
+    """The app signs with a key the test knows (TASKHUB_CURSOR_SECRET), so the
+    test can sign cursors of its own making."""
+    container.config.cursor_secret.from_value("a known secret")
+    return Cursors(b"a known secret")
+
+
+@pytest.fixture
+def cap_of_three(container: Container) -> None:
+    """Totals count at most three matches (TASKHUB_LIST_COUNT_CAP=3)."""
+    container.config.list_count_cap.from_value(3)
+
+
+@pytest.fixture
+async def another_instance(database_url: str, token: str) -> AsyncIterator[AsyncClient]:
+    """A second taskhub on the same database, as another worker or host is."""
+    container = build_container(test_settings(database_url))
+    app = create_app(container)
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            AsyncClient(
+                transport=ASGITransport(app), base_url="http://taskhub", headers=headers
+            ) as client,
+        ):
+            yield client
+    finally:
+        if container.engine.initialized:
+            await container.engine().dispose()
+
+
+async def walk(
+    client: AsyncClient, path: str, limit: int, **params: Any
+) -> tuple[list[int], list[Json]]:
+    """Every item by following next_cursor from the first page; ids and bodies."""
+    walked: list[int] = []
+    bodies: list[Json] = []
+    cursor = None
+    for _ in range(100):
+        page_params = {**params, "limit": limit}
+        if cursor is not None:
+            page_params["cursor"] = cursor
+        response = await client.get(path, params=page_params)
+        walked.extend(ids(response))
+        body = response.json()
+        bodies.append(body)
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return walked, bodies
+        assert len(body["items"]) == limit
+    raise AssertionError("the walk never ended")
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+@pytest.mark.parametrize("sort", TASK_SORT_FIELDS)
+async def test_walking_tasks_by_cursor_gives_exactly_the_order_of_offset_pages(
+    listing: TaskListing, sort: str, limit: int
+) -> None:
+    await _sortable_tasks(listing)  # ties, and tasks without a due date
+
+    for direction in ("", "-"):
+        whole = await listing.ids(sort=direction + sort)
+        walked, bodies = await walk(
+            listing.client, listing.path, limit, sort=direction + sort
+        )
+        assert walked == whole
+        assert len(whole) == len(listing.created)
+        assert bodies[0]["total"] == len(whole)
+        assert all(body["total"] is None for body in bodies[1:])
+        assert all(body["offset"] == 0 for body in bodies)
+
+
+@pytest.mark.parametrize("sort", PROJECT_SORT_FIELDS)
+async def test_walking_projects_by_cursor_gives_exactly_the_order_of_offset_pages(
+    client: AsyncClient, sort: str
+) -> None:
+    await _sortable_projects(client)
+
+    for direction in ("", "-"):
+        whole = ids(await client.get("/projects", params={"sort": direction + sort}))
+        walked, _ = await walk(client, "/projects", 2, sort=direction + sort)
+        assert walked == whole
+
+
+async def test_a_walk_by_cursor_keeps_the_filters(listing: TaskListing) -> None:
+    for n in range(7):
+        await listing.add(f"task {n}", priority=["high", "low"][n % 3 == 0])
+
+    walked, _ = await walk(listing.client, listing.path, 2, priority="high")
+
+    assert walked == await listing.ids(priority="high")
+    assert len(walked) == 4
+
+
+async def test_an_offset_page_gives_a_cursor_for_the_page_after_it(
+    listing: TaskListing,
+) -> None:
+    for n in range(6):
+        await listing.add(f"task {n}")
+    everything = await listing.ids(sort="id")
+
+    page = (await listing.get(sort="id", limit=2, offset=2)).json()
+    after = await listing.get(sort="id", limit=2, cursor=page["next_cursor"])
+
+    assert ids(after) == everything[4:6]
+    assert after.json()["next_cursor"] is None
+
+
+async def test_the_last_page_has_no_next_cursor(listing: TaskListing) -> None:
+    for n in range(4):
+        await listing.add(f"task {n}")
+
+    full = (await listing.get(limit=4)).json()
+    more = (await listing.get(limit=3)).json()
+
+    assert full["next_cursor"] is None
+    assert isinstance(more["next_cursor"], str)
+
+
+async def test_tasks_made_or_deleted_during_a_walk_neither_repeat_nor_skip_others(
+    listing: TaskListing,
+) -> None:
+    for n in range(6):
+        await listing.add(f"task {n}")
+    oldest_first = by_id(listing.created)
+
+    first = (await listing.get(sort="id", limit=2)).json()
+    await listing.add("made meanwhile")  # after the walk's end: it shows
+    gone = oldest_first[2]
+    assert (await listing.client.delete(f"/tasks/{gone}")).status_code == 204
+    await listing.client.delete(f"/tasks/{oldest_first[0]}")  # already walked
+    rest, _ = await walk_from(listing, first["next_cursor"], sort="id", limit=2)
+
+    walked = [item["id"] for item in first["items"]] + rest
+    expected = [i for i in oldest_first if i != gone] + [listing.created[-1]["id"]]
+    assert walked == expected
+
+
+async def walk_from(
+    listing: TaskListing, cursor: str, **params: Any
+) -> tuple[list[int], list[Json]]:
+    walked: list[int] = []
+    bodies: list[Json] = []
+    while cursor is not None:
+        response = await listing.get(cursor=cursor, **params)
+        walked.extend(ids(response))
+        bodies.append(response.json())
+        cursor = response.json()["next_cursor"]
+    return walked, bodies
+
+
+async def _a_cursor(listing: TaskListing, **params: Any) -> str:
+    for n in range(3):
+        await listing.add(f"task {n}", priority="high")
+    cursor = (await listing.get(limit=1, **params)).json()["next_cursor"]
+    assert isinstance(cursor, str)
+    return cursor
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"sort": "id"},
+        {"sort": "created_at"},
+        {"priority": "high", "sort": "-created_at"},
+        {"q": "task"},
+        {"done": "false"},
+        {"due_before": "2030-01-01"},
+    ],
+)
+async def test_a_cursor_used_with_another_sort_or_filter_is_rejected(
+    listing: TaskListing, other: dict[str, Any]
+) -> None:
+    cursor = await _a_cursor(listing, sort="-created_at")
+
+    response = await listing.get(cursor=cursor, **other)
+
+    body = assert_invalid(response, "cursor", location="query")
+    assert "sort" in body["errors"][0]["message"]
+
+
+async def test_a_cursor_of_one_listing_is_rejected_by_another(
+    client: AsyncClient,
+) -> None:
+    project = await create_project(client, "Home")
+    other = await create_project(client, "Work")
+    for _ in range(3):
+        await create_task(client, project_id=project["id"])
+        await create_project(client, f"p{_}")
+    path = f"/projects/{project['id']}/tasks"
+    cursor = (await client.get(path, params={"limit": 1})).json()["next_cursor"]
+
+    for elsewhere in ("/tasks", "/projects", f"/projects/{other['id']}/tasks"):
+        response = await client.get(elsewhere, params={"cursor": cursor})
+        assert_invalid(response, "cursor", location="query")
+    assert ids(await client.get(path, params={"limit": 1, "cursor": cursor}))
+
+
+def _flip(text: str, at: int) -> str:
+    swapped = "A" if text[at] != "A" else "B"
+    return text[:at] + swapped + text[at + 1 :]
+
+
+GARBAGE = [
+    "",
+    "x",
+    "....",
+    "a.b",
+    "not base64!.x",
+    "ümlaut.ü",
+    "💡.💡",
+    "\x00.\x00",
+    "=.=",
+    "a" * 1000 + ".a",
+    "a" * 5000,
+    "eyJ.eyJ",
+    "null.null",
+]
+
+
+async def test_a_tampered_or_garbage_cursor_is_a_422_and_changes_nothing(
+    listing: TaskListing,
+) -> None:
+    cursor = await _a_cursor(listing)
+    before = await listing.get()
+    payload, tag = cursor.split(".")
+    tampered = [
+        _flip(cursor, 0),
+        _flip(cursor, len(payload) - 1),
+        _flip(cursor, len(cursor) - 2),
+        payload + "." + tag[:-2],
+        payload + "A." + tag,
+        payload,
+        tag + "." + payload,
+        cursor + ".x",
+        cursor + "=",
+    ]
+
+    for bad in tampered + GARBAGE:
+        response = await listing.get(cursor=bad)
+        assert_invalid(response, "cursor", location="query")
+    assert (await listing.get()).json() == before.json()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"not json",
+        b"{}",
+        b"[]",
+        b"[1, 2, 3, 4]",
+        b'"text"',
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        b"\xff\xfe",
+    ],
+)
+async def test_a_signed_cursor_with_a_malformed_payload_is_a_422(
+    known_secret: Cursors, client: AsyncClient, payload: bytes
+) -> None:
+    response = await client.get("/tasks", params={"cursor": known_secret.seal(payload)})
+
+    assert_invalid(response, "cursor", location="query")
+
+
+@pytest.mark.parametrize(
+    ("sort", "value", "last_id"),
+    [
+        ("-created_at", "2026-01-01", 1),  # a date, not a moment
+        ("-created_at", "2026-01-01T00:00:00", 1),  # no offset
+        ("-created_at", "0001-01-01T00:00:00+14:00", 1),  # before the year 1 in UTC
+        ("-created_at", "9999-12-31T23:59:59-14:00", 1),  # after 9999 in UTC
+        ("-created_at", 1700000000, 1),
+        ("-created_at", None, 1),
+        ("due_date", "2026-02-30", 1),
+        ("due_date", "2026-1-1", 1),
+        ("due_date", 20260101, 1),
+        ("priority", 5, 1),
+        ("priority", 2**70, 1),
+        ("priority", "2", 1),
+        ("priority", True, 1),
+        ("priority", 2.0, 1),
+        ("title", "nul\x00", 1),
+        ("title", 5, 1),
+        ("title", ["a"], 1),
+        ("id", -1, 1),
+        ("id", 2**63, 1),
+        ("id", 1, -1),
+        ("id", 1, 2**63),
+        ("id", 1, "1"),
+        ("id", 1, None),
+    ],
+)
+async def test_a_signed_cursor_with_a_value_of_the_wrong_kind_is_a_422(
+    known_secret: Cursors,
+    client: AsyncClient,
+    sort: str,
+    value: object,
+    last_id: object,
+) -> None:
+    await create_task(client, "first")
+    await create_task(client, "second")
+    good = (await client.get("/tasks", params={"sort": sort, "limit": 1})).json()
+    # The digest of this very listing, from a cursor the service issued.
+    digest = json.loads(_payload(good["next_cursor"]))[0]
+    payload = json.dumps([digest, value, last_id]).encode()
+    assert known_secret.seal(_payload(good["next_cursor"])) == good["next_cursor"]
+
+    response = await client.get(
+        "/tasks", params={"sort": sort, "cursor": known_secret.seal(payload)}
+    )
+
+    assert_invalid(response, "cursor", location="query")
+
+
+def _payload(cursor: str) -> bytes:
+    encoded = cursor.split(".")[0]
+    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+
+
+async def test_a_cursor_with_an_offset_is_rejected(listing: TaskListing) -> None:
+    cursor = await _a_cursor(listing)
+
+    response = await listing.get(cursor=cursor, offset=1)
+
+    assert_invalid(response, "cursor", location="query")
+    assert ids(await listing.get(cursor=cursor, offset=0))
+
+
+async def test_count_exact_counts_cursor_pages_too(listing: TaskListing) -> None:
+    cursor = await _a_cursor(listing)
+
+    counted = (await listing.get(cursor=cursor, count="exact")).json()
+    uncounted = (await listing.get(cursor=cursor)).json()
+
+    assert counted["total"] == 3
+    assert uncounted["total"] is None
+    assert counted["items"] == uncounted["items"]
+
+
+async def test_an_unknown_count_is_rejected(listing: TaskListing) -> None:
+    assert_invalid(await listing.get(count="estimate"), "count", location="query")
+
+
+async def test_the_total_is_exact_up_to_the_cap_and_null_above_it(
+    cap_of_three: None, client: AsyncClient
+) -> None:
+    capped = client
+    for n in range(4):
+        await create_task(capped, f"task {n}")
+        await create_project(capped, f"project {n}")
+
+    for path in ("/tasks", "/projects"):
+        assert (await capped.get(path, params={"limit": 1})).json()["total"] is None
+        exact = await capped.get(path, params={"limit": 1, "count": "exact"})
+        assert exact.json()["total"] == 4
+        three = await capped.get(path, params={"limit": 1, "q": "1"})
+        assert three.json()["total"] == 1
+        # A page that ends the listing tells its total, cap or not.
+        last = await capped.get(path, params={"limit": 3, "offset": 2})
+        assert last.json()["total"] == 4
+    for n in range(3):
+        await create_task(capped, f"another {n}")
+    filtered = await capped.get("/tasks", params={"limit": 1, "q": "another"})
+    assert filtered.json()["total"] == 3  # at the cap: still exact
+
+
+@pytest.mark.parametrize(
+    "database_url",
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
+async def test_every_instance_on_one_database_accepts_the_others_cursors(
+    client: AsyncClient, another_instance: AsyncClient
+) -> None:
+    # No setting: the key comes from the database, the same for all.
+    first, second = client, another_instance
+    for n in range(3):
+        await create_task(first, f"task {n}")
+    cursor = (await first.get("/tasks", params={"limit": 1})).json()["next_cursor"]
+
+    response = await second.get("/tasks", params={"limit": 1, "cursor": cursor})
+
+    assert len(ids(response)) == 1
+
+
+async def test_a_cursor_after_the_longest_title_there_can_be_works(
+    listing: TaskListing,
+) -> None:
+    # Each "ΐ" casefolds to three characters of two bytes each in UTF-8.
+    longest = "ΐ" * 200
+    await listing.add(longest)
+    await listing.add(longest)
+
+    first = (await listing.get(sort="title", limit=1)).json()
+    second = await listing.get(sort="title", limit=1, cursor=first["next_cursor"])
+
+    assert len(first["next_cursor"]) > 1000
+    assert ids(second) == [listing.created[1]["id"]]

@@ -157,6 +157,7 @@ async def test_the_tasks_of_a_project_are_only_its_own(client: AsyncClient) -> N
         "total": 2,
         "limit": 20,
         "offset": 0,
+        "next_cursor": None,
     }
 
 
@@ -167,7 +168,13 @@ async def test_a_project_without_tasks_lists_an_empty_page(
 
     response = await client.get(f"/projects/{project['id']}/tasks")
 
-    assert response.json() == {"items": [], "total": 0, "limit": 20, "offset": 0}
+    assert response.json() == {
+        "items": [],
+        "total": 0,
+        "limit": 20,
+        "offset": 0,
+        "next_cursor": None,
+    }
 
 
 # --- partial updates ----------------------------------------------------------

@@ -1,6 +1,7 @@
 """The ProjectRepository contract, run against every adapter."""
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -8,6 +9,7 @@ import pytest
 
 from application.queries import (
     PROJECT_SORT_FIELDS,
+    Position,
     ProjectQuery,
     ProjectSortField,
     Window,
@@ -569,6 +571,48 @@ async def test_project_pages_cover_the_whole_ordering_without_overlap_or_gaps(
             assert page.total == len(sortable_projects), (limit, offset)
             walked.extend(ids(page))
         assert walked == everything, limit
+
+
+@pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
+@pytest.mark.parametrize("field", PROJECT_SORT_FIELDS)
+async def test_walking_projects_by_positions_gives_exactly_the_whole_ordering(
+    new_uow: NewUnitOfWork,
+    sortable_projects: list[Project],
+    field: ProjectSortField,
+    descending: bool,
+) -> None:
+    everything = expected_ids(sortable_projects, field, descending)
+
+    for limit in (1, 2, 3, 5, 6):
+        walked: list[int | None] = []
+        after: Position | None = None
+        while True:
+            query = ProjectQuery(
+                sort=field, descending=descending, window=Window(limit), after=after
+            )
+            page = await list_projects(new_uow, query)
+            walked.extend(ids(page))
+            assert page.total == (len(sortable_projects) if after is None else None)
+            if page.next is None:
+                break
+            after = page.next
+        assert walked == everything, limit
+
+
+async def test_a_walk_of_projects_by_positions_keeps_the_filters(
+    new_uow: NewUnitOfWork, filterable_projects: None
+) -> None:
+    query = ProjectQuery(q="home", sort="name", descending=False, window=Window(1))
+
+    first = await list_projects(new_uow, query)
+    second = await list_projects(new_uow, replace(query, after=first.next))
+
+    assert [p.name.casefold() for p in first.items + second.items] == sorted(
+        p.name.casefold() for p in first.items + second.items
+    )
+    assert all("home" in p.name.casefold() for p in first.items + second.items)
+    assert len(first.items + second.items) == 2
+    assert second.next is None
 
 
 @pytest.mark.parametrize(

@@ -37,9 +37,11 @@ from hypothesis.strategies import SearchStrategy
 
 from adapters.memory import InMemoryStore
 from application.queries import (
+    COUNT_CAP,
     PROJECT_SORT_FIELDS,
     TASK_SORT_FIELDS,
     Page,
+    Position,
     ProjectQuery,
     TaskQuery,
     Window,
@@ -164,6 +166,10 @@ WINDOWS = st.builds(
     limit=st.integers(1, 5) | st.integers(1, 100),
     offset=_mostly(st.just(0), st.integers(1, 3) | st.integers(0, INT64_MAX)),
 )
+# How hard to count: the default cap, exactly, or a cap small enough to reach.
+COUNT_CAPS = st.sampled_from([COUNT_CAP, None, 0, 2])
+# Walks by position take small pages, so that they take several steps.
+SMALL_WINDOWS = st.builds(Window, limit=st.integers(1, 4))
 NEW_TASKS = st.builds(
     CreateTask,
     title=TITLES,
@@ -306,6 +312,17 @@ def _assert_utc(entity: Task | Project) -> None:
         moments.append(entity.completed_at)
     for moment in moments:
         assert moment.tzinfo is UTC, moment
+
+
+def _followed(page: Page[Any]) -> Position | None:
+    """A stand-in for the page's next position, alike on both sides: that it
+    is after the last item (whose values are compared) or that there is none.
+    (Its id, and with sort=id its value, are each side's own.)"""
+    if page.next is None:
+        return None
+    last = page.items[-1]
+    assert page.next.id == last.id, (page.next, last)
+    return Position(None, 0)
 
 
 # --- the machine -----------------------------------------------------------------
@@ -459,6 +476,7 @@ class MemoryAndSqlAgree(RuleBasedStateMachine):
             sort=st.sampled_from(TASK_SORT_FIELDS),
             descending=st.booleans(),
             window=WINDOWS,
+            count_up_to=COUNT_CAPS,
         ),
     )
     def list_tasks(self, owner: str, project: Ref | None, query: TaskQuery) -> None:
@@ -515,10 +533,55 @@ class MemoryAndSqlAgree(RuleBasedStateMachine):
             sort=st.sampled_from(PROJECT_SORT_FIELDS),
             descending=st.booleans(),
             window=WINDOWS,
+            count_up_to=COUNT_CAPS,
         ),
     )
     def list_projects(self, owner: str, query: ProjectQuery) -> None:
         self._expect_same(lambda s: s.projects.list(s.owners[owner], query))
+
+    @rule(
+        owner=st.sampled_from(OWNERS),
+        project=_filter(project_of_a_task),
+        query=st.builds(
+            TaskQuery,
+            done=_filter(st.booleans()),
+            priority=_filter(PRIORITIES),
+            q=_mostly(st.none(), SEARCHES),
+            due_before=_filter(DATES),
+            due_after=_filter(DATES),
+            sort=st.sampled_from(TASK_SORT_FIELDS),
+            descending=st.booleans(),
+            window=SMALL_WINDOWS,
+            count_up_to=COUNT_CAPS,
+        ),
+    )
+    def walk_tasks_by_positions(
+        self, owner: str, project: Ref | None, query: TaskQuery
+    ) -> None:
+        def page(s: Stack, after: Position | None) -> Awaitable[object]:
+            project_id = s.optional_id(project)
+            listed = replace(query, project_id=project_id, after=after)
+            return s.tasks.list(s.owners[owner], listed)
+
+        self._walk(page)
+
+    @rule(
+        owner=st.sampled_from(OWNERS),
+        query=st.builds(
+            ProjectQuery,
+            q=_mostly(st.none(), SEARCHES),
+            archived=_filter(st.booleans()),
+            sort=st.sampled_from(PROJECT_SORT_FIELDS),
+            descending=st.booleans(),
+            window=SMALL_WINDOWS,
+            count_up_to=COUNT_CAPS,
+        ),
+    )
+    def walk_projects_by_positions(self, owner: str, query: ProjectQuery) -> None:
+        def page(s: Stack, after: Position | None) -> Awaitable[object]:
+            return s.projects.list(s.owners[owner], replace(query, after=after))
+
+        self._walk(page)
 
     @rule(
         project=projects,
@@ -585,6 +648,22 @@ class MemoryAndSqlAgree(RuleBasedStateMachine):
                 outcomes.append(error)
         return outcomes[0], outcomes[1]
 
+    def _walk(
+        self, page: Callable[[Stack, Position | None], Awaitable[object]]
+    ) -> None:
+        """Page through a listing on both sides, each resuming after its own
+        last position; every page must agree, positions included."""
+        after: dict[Side, Position | None] = {"memory": None, "sql": None}
+        for _ in range(100):
+            memory, sql = self._both(lambda s, after=after: page(s, after[s.side]))
+            self._same(memory, sql)
+            if not isinstance(memory, Page) or not isinstance(sql, Page):
+                return
+            if memory.next is None:
+                return
+            after = {"memory": memory.next, "sql": sql.next}
+        raise AssertionError("a walk that never ends")
+
     def _expect_same(self, call: Callable[[Stack], Awaitable[object]]) -> None:
         self._same(*self._both(call))
 
@@ -623,6 +702,8 @@ class MemoryAndSqlAgree(RuleBasedStateMachine):
     def _from_memory(self, outcome: object) -> object:
         if isinstance(outcome, DomainError):
             return _refused(outcome)
+        if isinstance(outcome, Page):
+            return Page(outcome.items, outcome.total, _followed(outcome))
         return outcome
 
     def _from_sql(self, outcome: object) -> object:
@@ -630,7 +711,8 @@ class MemoryAndSqlAgree(RuleBasedStateMachine):
         if isinstance(outcome, DomainError):
             return self.ids.refused(outcome)
         if isinstance(outcome, Page):
-            return Page([self._from_sql(item) for item in outcome.items], outcome.total)
+            items = [self._from_sql(item) for item in outcome.items]
+            return Page(items, outcome.total, _followed(outcome))
         if isinstance(outcome, Task | Project):
             _assert_utc(outcome)
             return self.ids.entity(outcome)

@@ -1,12 +1,19 @@
 """The TaskRepository contract, run against every adapter."""
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from application.queries import TASK_SORT_FIELDS, TaskQuery, TaskSortField, Window
+from application.queries import (
+    TASK_SORT_FIELDS,
+    Position,
+    TaskQuery,
+    TaskSortField,
+    Window,
+)
 from domain.errors import ConcurrentUpdate, InvalidValue
 from domain.projects import Project
 from domain.tasks import TITLE_MAX, Task, TaskChanges
@@ -784,6 +791,165 @@ async def test_an_empty_repository_lists_nothing_and_counts_zero(
     page = await list_tasks(new_uow, TaskQuery())
 
     assert (page.items, page.total) == ([], 0)
+
+
+async def _walk(
+    new_uow: NewUnitOfWork, query: TaskQuery, limit: int
+) -> tuple[list[int | None], list[int | None]]:
+    """Every page from the start, each resumed after the last; ids and totals."""
+    walked: list[int | None] = []
+    totals: list[int | None] = []
+    after: Position | None = None
+    for _ in range(100):
+        page = await list_tasks(
+            new_uow, replace(query, after=after, window=Window(limit=limit))
+        )
+        walked.extend(ids(page))
+        totals.append(page.total)
+        if page.next is None:
+            return walked, totals
+        assert len(page.items) == limit
+        after = page.next
+    raise AssertionError("the walk never ended")
+
+
+@pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
+@pytest.mark.parametrize("field", TASK_SORT_FIELDS)
+async def test_walking_by_positions_gives_exactly_the_whole_ordering(
+    new_uow: NewUnitOfWork,
+    sortable: list[Task],
+    field: TaskSortField,
+    descending: bool,
+) -> None:
+    # `sortable` has ties in every field and two tasks without a due date.
+    everything = expected_ids(sortable, field, descending)
+
+    for limit in (1, 2, 4, 5, 6, 7):
+        query = TaskQuery(sort=field, descending=descending)
+        walked, totals = await _walk(new_uow, query, limit)
+        assert walked == everything, limit
+        # Only a first page that holds everything knows the total uncounted;
+        # the first page of several counts; resumed pages do not count.
+        assert totals[0] == len(sortable)
+        assert totals[1:] == [None] * (len(totals) - 1)
+
+
+async def test_a_page_followed_by_more_gives_the_position_of_its_last_item(
+    new_uow: NewUnitOfWork, sortable: list[Task]
+) -> None:
+    query = TaskQuery(sort="due_date", descending=False, window=Window(limit=4))
+
+    page = await list_tasks(new_uow, query)
+    last = page.items[-1]
+
+    assert last.id is not None
+    assert page.next == Position(last.due_date, last.id)
+
+
+@pytest.mark.parametrize("limit", [5, 6, 100])
+async def test_the_last_page_gives_no_position(
+    new_uow: NewUnitOfWork, sortable: list[Task], limit: int
+) -> None:
+    walked, _ = await _walk(new_uow, TaskQuery(sort="id"), limit)
+
+    assert len(walked) == len(sortable)
+    page = await list_tasks(new_uow, TaskQuery(window=Window(limit=6)))
+    assert page.next is None
+
+
+@pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
+async def test_positions_among_tasks_without_a_due_date_resume_in_order(
+    new_uow: NewUnitOfWork, clock: TickingClock, descending: bool
+) -> None:
+    dates = [None, date(2026, 5, 1), None, None, date(2026, 5, 1), date(2026, 4, 1)]
+    tasks = [Task.create(f"t{n}", clock.now(), due_date=d) for n, d in enumerate(dates)]
+    await save(new_uow, *tasks)
+    everything = expected_ids(tasks, "due_date", descending)
+
+    for limit in (1, 2, 3):
+        walked, _ = await _walk(
+            new_uow, TaskQuery(sort="due_date", descending=descending), limit
+        )
+        assert walked == everything, limit
+
+
+async def test_a_walk_by_positions_keeps_the_filters(
+    new_uow: NewUnitOfWork, filterable: dict[str, int]
+) -> None:
+    query = TaskQuery(done=False, sort="title", descending=False)
+
+    walked, _ = await _walk(new_uow, query, limit=1)
+    whole = await list_tasks(new_uow, replace(query, window=EVERYTHING))
+
+    assert walked == ids(whole)
+    assert len(walked) == 4
+
+
+async def test_tasks_added_or_removed_during_a_walk_shift_none_of_the_others(
+    new_uow: NewUnitOfWork, clock: TickingClock
+) -> None:
+    tasks = [Task.create(f"task {n}", clock.now()) for n in range(6)]
+    await save(new_uow, *tasks)
+    query = TaskQuery(sort="created_at", descending=True, window=Window(limit=2))
+
+    first = await list_tasks(new_uow, query)
+    # Meanwhile: a newer task (before the walk's position), and one of the
+    # next page's tasks is deleted.
+    await save(new_uow, Task.create("newest", clock.now()))
+    removed = tasks[3].id
+    assert removed is not None
+    async with new_uow() as uow:
+        assert await uow.tasks.remove(removed)
+        await uow.commit()
+    walked = ids(first)
+    after = first.next
+    while after is not None:
+        page = await list_tasks(new_uow, replace(query, after=after))
+        walked.extend(ids(page))
+        after = page.next
+
+    newest_first = [t.id for t in reversed(tasks)]
+    assert walked == [i for i in newest_first if i != removed]
+
+
+@pytest.mark.parametrize(
+    ("window", "cap", "total"),
+    [
+        pytest.param(Window(2, 0), 6, 6, id="counted-at-the-cap"),
+        pytest.param(Window(2, 0), 5, None, id="counted-above-the-cap"),
+        pytest.param(Window(2, 4), 3, 6, id="a-last-page-tells-it-whatever-the-cap"),
+        pytest.param(Window(2, 2), 3, None, id="seen-above-the-cap-uncounted"),
+        pytest.param(Window(2, 2), None, 6, id="exact"),
+        pytest.param(Window(2, 9), 3, None, id="past-the-end-above-the-cap"),
+        pytest.param(Window(2, 9), 6, 6, id="past-the-end-at-the-cap"),
+        pytest.param(Window(6, 0), 0, 6, id="one-page-holds-everything"),
+    ],
+)
+async def test_the_total_is_exact_up_to_the_cap_and_none_above(
+    new_uow: NewUnitOfWork,
+    sortable: list[Task],
+    window: Window,
+    cap: int | None,
+    total: int | None,
+) -> None:
+    query = TaskQuery(sort="id", window=window, count_up_to=cap)
+
+    page = await list_tasks(new_uow, query)
+
+    assert page.total == total
+    everything = expected_ids(sortable, "id", True)
+    assert ids(page) == everything[window.offset :][: window.limit]
+
+
+async def test_a_resumed_page_is_counted_only_when_asked_for_exactly(
+    new_uow: NewUnitOfWork, sortable: list[Task]
+) -> None:
+    first = await list_tasks(new_uow, TaskQuery(window=Window(limit=2)))
+
+    resumed = TaskQuery(window=Window(limit=2), after=first.next)
+    assert (await list_tasks(new_uow, resumed)).total is None
+    exact = replace(resumed, count_up_to=None)
+    assert (await list_tasks(new_uow, exact)).total == len(sortable)
 
 
 # --- count_in_project ----------------------------------------------------------

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import migrations
-from adapters.sqlalchemy.tables import metadata
+from adapters.sqlalchemy.tables import metadata, schema_filter
 from domain.values import Priority
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
@@ -31,7 +31,10 @@ async def _inspect(url: str, look: Any) -> Any:
 
 
 def _diff(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    # Each database compared with what it should have (PostgreSQL has more indexes).
+    only_its_own = schema_filter(connection.dialect.name)
+    options = {"compare_type": True, "include_object": only_its_own}
+    context = MigrationContext.configure(connection, opts=options)
     return list(compare_metadata(context, metadata))
 
 

@@ -16,6 +16,7 @@ from entrypoints.http.conditional import (
     not_modified_response,
     with_etag,
 )
+from entrypoints.http.cursors import PagingDep
 from entrypoints.http.idempotency import (
     IdempotencyKey,
     created,
@@ -79,9 +80,12 @@ async def list_projects(
     filters: Annotated[ProjectFilters, Query()],
     projects: ProjectServiceDep,
     owner: OwnerId,
-) -> Page[ProjectRead]:
+    paging: PagingDep,
+) -> Response:
     """List projects, filtered, sorted and paginated."""
-    return filters.page(await projects.list(owner, filters.query()), ProjectRead.of)
+    binding = filters.binding(route="projects", owner=owner)
+    page = await projects.list(owner, filters.query(paging, binding))
+    return filters.page(page, ProjectRead.of, paging, binding)
 
 
 @router.get(
@@ -155,7 +159,10 @@ async def list_project_tasks(
     filters: Annotated[ProjectTaskFilters, Query()],
     projects: ProjectServiceDep,
     owner: OwnerId,
-) -> Page[TaskRead]:
+    paging: PagingDep,
+) -> Response:
     """List a project's tasks, with the same filters as /tasks."""
-    page = await projects.list_tasks(owner, project_id, filters.query())
-    return filters.page(page, TaskRead.of)
+    binding = filters.binding(route="project tasks", project=project_id, owner=owner)
+    query = filters.query(paging, binding)
+    page = await projects.list_tasks(owner, project_id, query)
+    return filters.page(page, TaskRead.of, paging, binding)

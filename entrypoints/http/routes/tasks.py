@@ -16,6 +16,7 @@ from entrypoints.http.conditional import (
     not_modified_response,
     with_etag,
 )
+from entrypoints.http.cursors import PagingDep
 from entrypoints.http.idempotency import (
     IdempotencyKey,
     created,
@@ -71,10 +72,15 @@ async def create_task(
 @router.get("", response_model=Page[TaskRead], responses=route_responses(422))
 @inject
 async def list_tasks(
-    filters: Annotated[TaskFilters, Query()], tasks: TaskServiceDep, owner: OwnerId
-) -> Page[TaskRead]:
+    filters: Annotated[TaskFilters, Query()],
+    tasks: TaskServiceDep,
+    owner: OwnerId,
+    paging: PagingDep,
+) -> Response:
     """List tasks, filtered, sorted and paginated."""
-    return filters.page(await tasks.list(owner, filters.query()), TaskRead.of)
+    binding = filters.binding(route="tasks", owner=owner)
+    page = await tasks.list(owner, filters.query(paging, binding))
+    return filters.page(page, TaskRead.of, paging, binding)
 
 
 @router.get(
