@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
@@ -106,6 +107,21 @@ def _after(
     return [pair > bound]
 
 
+@cache
+def _get(table: sa.Table) -> sa.Select[Any]:
+    """One row by owner and id. Built once: the hottest statement, and building
+    a statement and its cache key costs more than running a cached one."""
+    return sa.select(table).where(
+        table.c.owner_id == sa.bindparam("owner_id"), table.c.id == sa.bindparam("id")
+    )
+
+
+@cache
+def _get_for_update(table: sa.Table) -> sa.Select[Any]:
+    # SQLite renders nothing for FOR UPDATE: BEGIN IMMEDIATE already serializes.
+    return _get(table).with_for_update()
+
+
 def _order_by(
     column: sa.ColumnElement[Any], id_column: sa.ColumnElement[int], descending: bool
 ) -> list[sa.ColumnElement[Any]]:
@@ -137,11 +153,9 @@ class _SqlAlchemyRepository(Generic[E]):
             raise_for_constraint(error, self._constraint_errors(entity))
 
     async def get(self, entity_id: int, *, for_update: bool = False) -> E | None:
-        table = self._table
-        statement = sa.select(table).where(self._mine, table.c.id == entity_id)
-        if for_update:  # SQLite renders nothing: BEGIN IMMEDIATE already serializes
-            statement = statement.with_for_update()
-        row = (await self._session.execute(statement)).one_or_none()
+        statement = _get_for_update(self._table) if for_update else _get(self._table)
+        parameters = {"owner_id": self._owner_id, "id": entity_id}
+        row = (await self._session.execute(statement, parameters)).one_or_none()
         return None if row is None else self._to_entity(row)
 
     async def update(self, entity: E, expected_version: int) -> None:
@@ -363,6 +377,11 @@ class SqlAlchemyUserRepository:
         return bool((await self._session.execute(statement)).scalar_one())
 
 
+_FIND_TOKEN = sa.select(api_tokens).where(
+    api_tokens.c.secret_hash == sa.bindparam("secret_hash")
+)
+
+
 class SqlAlchemyTokenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -374,7 +393,10 @@ class SqlAlchemyTokenRepository:
         token.id = (await self._session.execute(statement)).scalar_one()
 
     async def find(self, secret_hash: str) -> ApiToken | None:
-        return await self._one(api_tokens.c.secret_hash == secret_hash)
+        # Every authenticated request runs this: the statement is built once.
+        parameters = {"secret_hash": secret_hash}
+        row = (await self._session.execute(_FIND_TOKEN, parameters)).one_or_none()
+        return None if row is None else token_to_entity(row)
 
     async def find_by_prefix(self, prefix: str) -> ApiToken | None:
         return await self._one(api_tokens.c.prefix == prefix)
