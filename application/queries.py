@@ -34,7 +34,7 @@ PROJECT_SORT_FIELDS: Final[tuple[ProjectSortField, ...]] = (
 
 # Counting every match costs a scan of all of them: by default a listing counts
 # up to this many and beyond says only "more" (a total of None).
-COUNT_CAP: Final = 10_000
+COUNT_CAP: Final = 1_000
 
 # What a sort field holds: ids and priority ranks are ints, titles and names
 # their casefolded keys, due dates dates (or None), timestamps aware datetimes.

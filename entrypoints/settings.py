@@ -1,4 +1,4 @@
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -11,6 +11,9 @@ _ASYNC_DRIVERS = {
     "postgresql://": "postgresql+asyncpg://",
     "postgres://": "postgresql+asyncpg://",
 }
+
+
+SQLITE_POOL_SIZE: Final = 5
 
 
 class Settings(BaseSettings):
@@ -78,7 +81,7 @@ class Settings(BaseSettings):
         "is used (memory://: a random key per process).",
     )
     list_count_cap: int = Field(
-        10_000,
+        1_000,
         ge=0,
         description="A listing's `total` counts at most this many matches; "
         "beyond, it is null (unless the request asks for count=exact).",
@@ -121,5 +124,14 @@ class Settings(BaseSettings):
                     "timeout": self.database_connect_timeout,
                     "server_settings": settings,
                 },
+            }
+        elif self.database_url.startswith("sqlite"):
+            # Writers queue for SQLite's one lock whatever the pool, and each
+            # connection is a thread with its own page cache (up to 2 MB): a
+            # small fixed pool keeps a worker's memory flat under load.
+            options |= {
+                "pool_size": SQLITE_POOL_SIZE,
+                "max_overflow": 0,
+                "pool_timeout": self.database_pool_timeout,
             }
         return options

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Final
 
 from fastapi import Header, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from application.idempotency import Claim, IdempotencyService
@@ -44,10 +43,11 @@ def fingerprint(request: Request, body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def created(body: BaseModel, location: str, etag: str) -> JSONResponse:
-    return JSONResponse(
-        body.model_dump(mode="json"),
+def created(body: BaseModel, location: str, etag: str) -> Response:
+    return Response(
+        body.model_dump_json(),
         status_code=201,
+        media_type="application/json",
         headers={"Location": location, "ETag": etag},
     )
 

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from fastapi.responses import JSONResponse
+from fastapi import Response
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -15,6 +15,7 @@ from pydantic import (
     Strict,
     StringConstraints,
 )
+from pydantic_core import to_json
 
 from application import queries
 from domain.projects import NAME_MAX, NAME_MIN, Project, ProjectChanges
@@ -236,19 +237,21 @@ class _Listing(BaseModel):
         read: Callable[[E], BaseModel],
         paging: Paging,
         binding: dict[str, object],
-    ) -> JSONResponse:
+    ) -> Response:
         """The response, serialised once (not validated again by FastAPI)."""
         next_cursor = None
         if page.next is not None:
             next_cursor = paging.cursors.issue(binding, page.next)
         body = {
-            "items": [read(item).model_dump(mode="json") for item in page.items],
+            "items": [read(item) for item in page.items],
             "total": page.total,
             "limit": self.limit,
             "offset": self.offset,
             "next_cursor": next_cursor,
         }
-        return JSONResponse(body)
+        # pydantic-core writes the models' JSON directly: no dicts in between,
+        # and no pass of the standard library's encoder over them.
+        return Response(to_json(body), media_type="application/json")
 
 
 class ProjectTaskFilters(_Listing):
