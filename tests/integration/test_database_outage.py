@@ -189,7 +189,12 @@ async def test_while_the_database_is_down_requests_get_503_and_the_service_recov
         async with parked(api, service, IN_FLIGHT) as in_flight:
             await asyncio.to_thread(cluster.stop, mode)
         for request in in_flight:
-            assert_unavailable(request.result(), service)
+            response = request.result()
+            # A fast shutdown ends the backends in no set order: when the lock
+            # holder goes first, a parked query may still finish before its own
+            # backend does. That is a correct answer, not a failure to hide.
+            if not (mode == "fast" and response.status_code == 200):
+                assert_unavailable(response, service)
 
         # More requests than pooled connections: every stale one gets used.
         for _ in range(POOLED):
