@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from application.ports import Clock, IdentityUnitOfWork, UnitOfWorkFactory
-from application.services import CreateTask, _ensure_accepts_tasks
+from application.services import CreateTask, ensure_accepts_tasks
 from domain.errors import DomainError, UserNotFound
 from domain.tasks import Task
 
@@ -91,7 +91,7 @@ class TaskLoader:
                         project_id = task.project_id
                         if project_id is not None and project_id not in checked:
                             try:
-                                await _ensure_accepts_tasks(uow, project_id)
+                                await ensure_accepts_tasks(uow, project_id)
                             except DomainError as error:
                                 raise LineRejected(line, error) from error
                             checked.add(project_id)

@@ -81,7 +81,7 @@ async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
     return await attempt()
 
 
-async def _ensure_accepts_tasks(uow: UnitOfWork, project_id: int) -> None:
+async def ensure_accepts_tasks(uow: UnitOfWork, project_id: int) -> None:
     """A task may only point at an existing project of its owner, not archived."""
     project = await uow.projects.get(project_id)
     if project is None:
@@ -113,7 +113,7 @@ class TaskService:
         )
         async with self._uow(owner_id=owner_id) as uow:
             if task.project_id is not None:
-                await _ensure_accepts_tasks(uow, task.project_id)
+                await ensure_accepts_tasks(uow, task.project_id)
             await uow.tasks.add(task)
             await uow.commit()
         return task
@@ -149,7 +149,7 @@ class TaskService:
                 if not task.apply(changes, self._clock.now()):
                     return task
                 if task.project_id is not None and task.project_id != project_id:
-                    await _ensure_accepts_tasks(uow, task.project_id)
+                    await ensure_accepts_tasks(uow, task.project_id)
                 await uow.tasks.update(task, expected_version=version)
                 await uow.commit()
             return task
