@@ -37,8 +37,12 @@ class SqlAlchemyIdempotencyStore:
         raise RequestInProgress()
 
     async def replace(self, record: IdempotencyRecord, previous_claim: str) -> bool:
+        # The owner and the key identify the row; neither changes (the owner is
+        # the distribution column when sharded, which an UPDATE may not set).
+        values = idempotency_to_row(record)
+        del values["owner_id"], values["key"]
         return await self._where_claimed(
-            record.owner_id, record.key, previous_claim, idempotency_to_row(record)
+            record.owner_id, record.key, previous_claim, values
         )
 
     async def complete(

@@ -1,7 +1,8 @@
 """The schema the SQL adapter expects. Alembic's migrations must produce exactly this.
 
 Constraints carry names (see NAMING) so an IntegrityError maps to a domain error
-by name.
+by name. `name_key` / `title_key` hold the casefolded text that uniqueness, `q`
+and sorting use, so every database compares text the way the domain does.
 
 The schema is shaped for sharding by owner (Citus's multi-tenant pattern, see
 docs/sharding.md): OWNED_TABLES hold one owner's rows each, every statement on
@@ -9,8 +10,7 @@ them names the owner, and every primary key, unique constraint and foreign key
 on them includes owner_id. On PostgreSQL the primary keys of projects and tasks
 are (owner_id, id); SQLite keeps `id` alone as the primary key, because only an
 INTEGER PRIMARY KEY column autoincrements there. SQLAlchemy's view below is
-SQLite's; Alembic does not compare primary keys, so a test checks both. `name_key` / `title_key` hold the casefolded text that uniqueness, `q`
-and sorting use, so every database compares text the way the domain does.
+SQLite's; Alembic does not compare primary keys, so a test checks both.
 """
 
 from collections.abc import Callable

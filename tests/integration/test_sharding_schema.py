@@ -31,9 +31,7 @@ def _keys(connection: Connection) -> dict[str, dict[str, Any]]:
     inspector = inspect(connection)
     return {
         table: {
-            "primary": tuple(
-                inspector.get_pk_constraint(table)["constrained_columns"]
-            ),
+            "primary": tuple(inspector.get_pk_constraint(table)["constrained_columns"]),
             "unique": {
                 u["name"]: u["column_names"]
                 for u in inspector.get_unique_constraints(table)
