@@ -107,6 +107,12 @@ def _after(
     return [pair > bound]
 
 
+def _without_owner(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's values to update: the owner is the distribution column when
+    sharded by owner, which an UPDATE may not set, even to the same value."""
+    return {column: value for column, value in row.items() if column != "owner_id"}
+
+
 @cache
 def _get(table: sa.Table) -> sa.Select[Any]:
     """One row by owner and id. Built once: the hottest statement, and building
@@ -168,7 +174,7 @@ class _SqlAlchemyRepository(Generic[E]):
                 table.c.id == entity.id,
                 table.c.version == expected_version,
             )
-            .values(self._to_row(entity))
+            .values(_without_owner(self._to_row(entity)))
         )
         try:
             result = await self._session.execute(statement)

@@ -3,11 +3,19 @@
 Constraints carry names (see NAMING) so an IntegrityError maps to a domain error
 by name. `name_key` / `title_key` hold the casefolded text that uniqueness, `q`
 and sorting use, so every database compares text the way the domain does.
+
+The schema is shaped for sharding by owner (Citus's multi-tenant pattern, see
+docs/sharding.md): OWNED_TABLES hold one owner's rows each, every statement on
+them names the owner, and every primary key, unique constraint and foreign key
+on them includes owner_id. On PostgreSQL the primary keys of projects and tasks
+are (owner_id, id); SQLite keeps `id` alone as the primary key, because only an
+INTEGER PRIMARY KEY column autoincrements there. SQLAlchemy's view below is
+SQLite's; Alembic does not compare primary keys, so a test checks both.
 """
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -33,6 +41,12 @@ def _postgresql_only(index: sa.Index) -> sa.Index:
     """An index only PostgreSQL has: created there alone, compared there alone."""
     index.info["only_on"] = "postgresql"
     return index.ddl_if(dialect="postgresql")
+
+
+def _sqlite_only(constraint: sa.UniqueConstraint) -> sa.UniqueConstraint:
+    """A constraint only SQLite has: PostgreSQL's primary key already is one."""
+    constraint.info["only_on"] = "sqlite"
+    return constraint.ddl_if(dialect="sqlite")
 
 
 def schema_filter(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
@@ -115,8 +129,9 @@ projects = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.UniqueConstraint("owner_id", "name_key"),
-    # The target of tasks' (project_id, owner_id) foreign key.
-    sa.UniqueConstraint("id", "owner_id"),
+    # The target of tasks' (project_id, owner_id) foreign key on SQLite; on
+    # PostgreSQL the primary key (owner_id, id) is.
+    _sqlite_only(sa.UniqueConstraint("id", "owner_id")),
     sa.Index(None, "owner_id", "archived", "id"),
     sa.Index(None, "owner_id", "created_at", "id"),
     sa.Index(None, "owner_id", "updated_at", "id"),
@@ -207,3 +222,25 @@ idempotency_keys = sa.Table(
     sa.Column("response_body", sa.LargeBinary()),
     sa.Index(None, "expires_at"),
 )
+
+# The tables whose rows belong to one owner: distributed by owner_id on Citus.
+# users, api_tokens and service_secrets are reference tables (docs/sharding.md).
+OWNED_TABLES: Final = frozenset({"projects", "tasks", "idempotency_keys"})
+# The primary key each owned table has on PostgreSQL: the owner leads.
+POSTGRESQL_PRIMARY_KEYS: Final = {
+    "projects": ("owner_id", "id"),
+    "tasks": ("owner_id", "id"),
+    "idempotency_keys": ("owner_id", "key"),
+}
+
+# Statements on owned tables that may span owners, by the name a statement
+# carries in its CROSS_OWNER execution option, with the reason. Anything else
+# without an owner predicate fails tests/api's statement audit.
+CROSS_OWNER: Final = "taskhub_cross_owner"
+CROSS_OWNER_STATEMENTS: Final = {
+    "purge-expired-idempotency-keys": (
+        "Maintenance, once per PURGE_EVERY per process: deletes every owner's"
+        " expired keys in one statement, which Citus runs on all shards in"
+        " parallel. Per owner it would need the list of owners first."
+    ),
+}

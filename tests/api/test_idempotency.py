@@ -26,6 +26,7 @@ from tests.api.helpers import assert_invalid, assert_problem, patch
 from tests.conftest import test_settings
 from tests.fakes import TickingClock
 from tests.served import environment, taskhub
+from tests.statement_audit import TEST_INSPECTION
 
 REUSED = "urn:taskhub:problem:idempotency-key-reused"
 CONFLICT = "urn:taskhub:problem:conflict"
@@ -81,6 +82,7 @@ async def stored_keys(container: Container) -> int:
         return len(container.memory_store().idempotency)
     async with container.session_factory()() as session:
         statement = sa.select(sa.func.count()).select_from(idempotency_keys)
+        statement = statement.execution_options(**TEST_INSPECTION)
         return int((await session.execute(statement)).scalar_one())
 
 
