@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -8,6 +9,7 @@ from adapters.sqlalchemy.repositories import (
     SqlAlchemyTaskRepository,
     SqlAlchemyTokenRepository,
     SqlAlchemyUserRepository,
+    advance_ids,
 )
 
 
@@ -74,3 +76,25 @@ class SqlAlchemyIdentityUnitOfWork(_SessionUnitOfWork):
     def _start(self, session: AsyncSession) -> None:
         self.users = SqlAlchemyUserRepository(session)
         self.tokens = SqlAlchemyTokenRepository(session)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlAlchemyOwnerData:
+    tasks: SqlAlchemyTaskRepository
+    projects: SqlAlchemyProjectRepository
+
+
+class SqlAlchemyTransferUnitOfWork(_SessionUnitOfWork):
+    """The users and every owner's tasks and projects (export, import)."""
+
+    def _start(self, session: AsyncSession) -> None:
+        self.users = SqlAlchemyUserRepository(session)
+
+    def owned_by(self, owner_id: int) -> SqlAlchemyOwnerData:
+        return SqlAlchemyOwnerData(
+            SqlAlchemyTaskRepository(self._session, owner_id),
+            SqlAlchemyProjectRepository(self._session, owner_id),
+        )
+
+    async def advance_ids(self) -> None:
+        await advance_ids(self._session)
