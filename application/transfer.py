@@ -286,18 +286,19 @@ class Importer:
 class _Rules:
     """The rules over a whole input: each line checked with what came before it.
 
-    Holds the ids (and project names) it has seen, never the records: a few
-    dozen bytes per record.
+    Holds what later lines may clash with or refer to, never the records:
+    each project's id and name, and with kept ids each task's id.
     """
 
     def __init__(self, user: str | None, keep_ids: bool, now: datetime) -> None:
         self._user = user
         self._keep_ids = keep_ids
         self._now = now
-        self._projects: set[tuple[str, int]] = set()
+        self._projects: set[tuple[str, int]] = set()  # what tasks may refer to
         self._names: set[tuple[str, str]] = set()
-        self._tasks: set[tuple[str, int]] = set()
-        self._kept: set[tuple[str, int]] = set()  # ids across owners, kind first
+        # Kept ids are ids in one table for all owners. New ids need none of
+        # this: nothing refers to a task, so only projects' ids are held.
+        self._kept: dict[str, set[int]] = {"project": set(), "task": set()}
 
     def owner(self, record: Record) -> str:
         name = self._user if self._user is not None else record.owner
@@ -331,7 +332,10 @@ class _Rules:
             updated_at=record.updated_at,
             version=record.version,
         )
-        self._claim("project", owner, record.id, self._projects)
+        if (owner, record.id) in self._projects:
+            raise InvalidValue("id", f"id: another project has the id {record.id}.")
+        self._keep("project", record.id)
+        self._projects.add((owner, record.id))
         name = (owner, project.name_key)
         if name in self._names:
             raise InvalidValue(
@@ -359,21 +363,15 @@ class _Rules:
                 "project_id",
                 f"project_id: no project {project_id} of {owner} comes before it.",
             )
-        self._claim("task", owner, record.id, self._tasks)
+        self._keep("task", record.id)
         return task
 
-    def _claim(
-        self, kind: str, owner: str, record_id: int, mine: set[tuple[str, int]]
-    ) -> None:
-        # Kept ids are ids in one table for all owners; new ones only need to
-        # tell an owner's records apart.
-        if (owner, record_id) in mine or (
-            self._keep_ids and (kind, record_id) in self._kept
-        ):
+    def _keep(self, kind: str, record_id: int) -> None:
+        if not self._keep_ids:
+            return
+        if record_id in self._kept[kind]:
             raise InvalidValue("id", f"id: another {kind} has the id {record_id}.")
-        mine.add((owner, record_id))
-        if self._keep_ids:
-            self._kept.add((kind, record_id))
+        self._kept[kind].add(record_id)
 
 
 class _Writer:
