@@ -204,7 +204,9 @@ class _TaskLine(BaseModel):
 
 
 _LINE: Final = TypeAdapter(
-    Annotated[_ProjectLine | _TaskLine, Field(discriminator="kind")]
+    Annotated[_ProjectLine | _TaskLine, Field(discriminator="kind")],
+    # Only the keys: pydantic's cache of string values would fill with titles.
+    config=ConfigDict(cache_strings="keys"),
 )
 
 
