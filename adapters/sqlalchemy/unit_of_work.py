@@ -85,7 +85,20 @@ class SqlAlchemyOwnerData:
 
 
 class SqlAlchemyTransferUnitOfWork(_SessionUnitOfWork):
-    """The users and every owner's tasks and projects (export, import)."""
+    """The users and every owner's tasks and projects (export, import).
+
+    A read-only one reads one snapshot throughout, so that an export is
+    consistent: on SQLite its deferred transaction does so already, on
+    PostgreSQL it runs in REPEATABLE READ rather than a statement at a time.
+    """
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        if self.read_only and self._session.get_bind().dialect.name == "postgresql":
+            await self._session.connection(
+                execution_options={"isolation_level": "REPEATABLE READ"}
+            )
+        return self
 
     def _start(self, session: AsyncSession) -> None:
         self.users = SqlAlchemyUserRepository(session)

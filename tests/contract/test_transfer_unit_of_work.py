@@ -121,3 +121,23 @@ async def test_users_are_listed_by_id_a_page_after_another(
     assert [u.id for u in first + rest] == ids
     assert [u.name for u in first + rest] == ["alice", "bob", "carol"]
     assert past == []
+
+
+@pytest.mark.parametrize(
+    "database_url",
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
+async def test_a_read_only_transfer_reads_one_snapshot_throughout(
+    container: Container, new_uow: NewUnitOfWork, owner_id: int, clock: TickingClock
+) -> None:
+    # Not on memory: there a unit of work holds the store's lock, so nothing
+    # can change while it reads.
+    await save(new_uow, task("Before", clock))
+    async with container.transfer_unit_of_work(read_only=True) as export:
+        first = await export.owned_by(owner_id).tasks.list(EVERYTHING)
+        await save(new_uow, task("During", clock))
+        second = await export.owned_by(owner_id).tasks.list(EVERYTHING)
+
+    assert [t.title for t in second.items] == [t.title for t in first.items]
+    assert len((await list_tasks(new_uow, EVERYTHING)).items) == 2
