@@ -246,13 +246,16 @@ class Importer:
         user: str | None,
         keep_ids: bool,
         progress: Progress = _ignore,
+        checked: Progress = _ignore,
     ) -> int:
         """Check the input, then store it in one transaction; how many records.
 
-        Owners named by records that have no user yet are created, without
-        tokens. RowsRejected as for `check`; IdTaken if a kept id is taken.
+        `checked` is told how many records there are once all passed the
+        check; `progress` how many more were stored, as they are. Owners
+        named by records that have no user yet are created, without tokens.
+        RowsRejected as for `check`; IdTaken if a kept id is taken.
         """
-        await self.check(lines, user, keep_ids)
+        checked(await self.check(lines, user, keep_ids))
         rules = _Rules(user, keep_ids, self._clock.now())
         async with self._uow() as uow:
             writer = _Writer(uow, self._clock, self._batch_size, progress)

@@ -298,16 +298,20 @@ async def _read_import(
 
     importer = container.importer()
     try:
-        count = await importer.check(lines, args.user, args.keep_ids)
         with tqdm(
-            total=count,
             unit=" records",
-            unit_scale=True,
             file=sys.stderr,
             mininterval=0.2 if sys.stderr.isatty() else 10,
             disable=False,
         ) as bar:
-            return await importer.store(lines, args.user, args.keep_ids, bar.update)
+
+            def checked(count: int) -> None:
+                bar.total = count
+                bar.refresh()
+
+            return await importer.store(
+                lines, args.user, args.keep_ids, bar.update, checked
+            )
     finally:
         if container.engine.initialized:
             await container.engine().dispose()
