@@ -24,6 +24,7 @@ from application.queries import (
 )
 from domain.errors import (
     ConcurrentUpdate,
+    IdTaken,
     InvalidValue,
     ProjectHasTasks,
     ProjectNameTaken,
@@ -130,6 +131,14 @@ def _task_matches(task: Task, query: TaskQuery) -> bool:
     )
 
 
+def _free_id(ids: Iterator[int], taken: dict[int, Any]) -> int:
+    """The next id of `ids` that no row holds: rows may come with ids of their
+    own (an import that keeps them), which the counter must step over."""
+    while (candidate := next(ids)) in taken:
+        pass
+    return candidate
+
+
 async def random_secret() -> bytes:
     """A key for this process alone: memory's data lives no longer anyway."""
     return secrets.token_bytes(32)
@@ -148,7 +157,10 @@ class _InMemoryRepository(Generic[E]):
     async def add(self, entity: E) -> None:
         entity.owner_id = self._owner_id
         self._check(entity)
-        entity.id = self._next_id()
+        if entity.id is None:
+            entity.id = self._next_id()
+        elif entity.id in self._all:
+            raise IdTaken(self._kind, entity.id)
         self._all[entity.id] = entity.copy()
 
     async def get(self, entity_id: int, *, for_update: bool = False) -> E | None:
@@ -197,12 +209,20 @@ class InMemoryTaskRepository(_InMemoryRepository[Task]):
     _kind = "Task"
 
     async def add_many(self, tasks: Sequence[Task]) -> None:
-        # As in SQL, the stored rows get ids and the entities do not.
+        # As in SQL, the stored rows get ids and the entities do not, unless
+        # they came with ids to keep.
+        keep_ids = bool(tasks) and tasks[0].id is not None
+        if any((task.id is not None) != keep_ids for task in tasks):
+            raise ValueError("Either every task has an id to keep or none has.")
         for task in tasks:
             task.owner_id = self._owner_id
             self._check(task)
             stored = task.copy()
-            stored.id = self._next_id()
+            if not keep_ids:
+                stored.id = self._next_id()
+            elif stored.id in self._all:
+                raise IdTaken("Task")
+            assert stored.id is not None
             self._all[stored.id] = stored
 
     async def list(self, query: TaskQuery) -> Page[Task]:
@@ -217,7 +237,7 @@ class InMemoryTaskRepository(_InMemoryRepository[Task]):
         return self._store.tasks
 
     def _next_id(self) -> int:
-        return next(self._store.task_ids)
+        return _free_id(self._store.task_ids, self._all)
 
     def _owner_has_project(self, project_id: int) -> bool:
         project = self._store.projects.get(project_id)
@@ -263,7 +283,7 @@ class InMemoryProjectRepository(_InMemoryRepository[Project]):
         return self._store.projects
 
     def _next_id(self) -> int:
-        return next(self._store.project_ids)
+        return _free_id(self._store.project_ids, self._all)
 
     def _check(self, entity: Project) -> None:
         if any(p.name_key == entity.name_key and p.id != entity.id for p in self._rows):
@@ -286,6 +306,11 @@ class InMemoryUserRepository:
 
     async def exists(self) -> bool:
         return bool(self._store.users)
+
+    async def list_after(self, user_id: int | None, limit: int) -> list[User]:
+        after = 0 if user_id is None else user_id
+        following = sorted(i for i in self._store.users if i > after)[:limit]
+        return [replace(self._store.users[i]) for i in following]
 
 
 class InMemoryTokenRepository:
@@ -386,6 +411,39 @@ class InMemoryIdentityUnitOfWork(_InMemoryTransaction):
         super().__init__(store, read_only)
         self.users = InMemoryUserRepository(store)
         self.tokens = InMemoryTokenRepository(store)
+
+
+@dataclass(frozen=True, slots=True)
+class InMemoryOwnerData:
+    tasks: InMemoryTaskRepository
+    projects: InMemoryProjectRepository
+
+
+class InMemoryTransferUnitOfWork(_InMemoryTransaction):
+    """The users and every owner's tasks and projects (export, import)."""
+
+    def __init__(self, store: InMemoryStore, read_only: bool = False) -> None:
+        super().__init__(store, read_only)
+        self.users = InMemoryUserRepository(store)
+
+    def owned_by(self, owner_id: int) -> InMemoryOwnerData:
+        return InMemoryOwnerData(
+            InMemoryTaskRepository(self._store, owner_id),
+            InMemoryProjectRepository(self._store, owner_id),
+        )
+
+    async def advance_ids(self) -> None:
+        # The counters already step over taken ids (see _free_id); moving them
+        # past the largest as well keeps deleted rows' ids unused, as in SQL.
+        store = self._store
+        store.task_ids = itertools.count(max(next(store.task_ids), _after(store.tasks)))
+        store.project_ids = itertools.count(
+            max(next(store.project_ids), _after(store.projects))
+        )
+
+
+def _after(rows: dict[int, Any]) -> int:
+    return max(rows, default=0) + 1
 
 
 class InMemoryIdempotencyStore:

@@ -29,7 +29,8 @@ class Clock(Protocol):
 
 class TaskRepository(Protocol):
     async def add(self, task: Task) -> None:
-        """Store a new task and set its `id`.
+        """Store a new task and set its `id` (or keep the one it has: IdTaken
+        if a task has it already).
 
         InvalidValue if the owner has no project with the task's project_id.
         """
@@ -39,8 +40,9 @@ class TaskRepository(Protocol):
         """Store many new tasks at once, faster than `add` one by one.
 
         Their ids are not read back: `id` stays None (the owner is stamped, as
-        by `add`). The use case checks their projects first; should one be gone
-        meanwhile, InvalidValue.
+        by `add`). Tasks that all have an id keep them (IdTaken if one is
+        taken already). The use case checks their projects first; should one
+        be gone meanwhile, InvalidValue.
         """
         ...
 
@@ -77,7 +79,10 @@ class TaskRepository(Protocol):
 
 class ProjectRepository(Protocol):
     async def add(self, project: Project) -> None:
-        """Store a new project and set its `id`; raise ProjectNameTaken on a clash."""
+        """Store a new project and set its `id`, or keep the one it has.
+
+        ProjectNameTaken on a clash of names, IdTaken of ids.
+        """
         ...
 
     async def get(self, project_id: int, *, for_update: bool = False) -> Project | None:
@@ -151,6 +156,11 @@ class UserRepository(Protocol):
         """Whether there is any user at all."""
         ...
 
+    async def list_after(self, user_id: int | None, limit: int) -> list[User]:
+        """Up to `limit` users with ids above `user_id` (None: from the first),
+        by id; an empty list past the last."""
+        ...
+
 
 class TokenRepository(Protocol):
     async def add(self, token: ApiToken) -> None:
@@ -189,6 +199,35 @@ class IdentityUnitOfWork(Transaction, Protocol):
 class IdentityUnitOfWorkFactory(Protocol):
     def __call__(self, *, read_only: bool = False) -> IdentityUnitOfWork:
         """A new identity unit of work; `read_only` as for `UnitOfWorkFactory`."""
+        ...
+
+
+class OwnerData(Protocol):
+    """One owner's tasks and projects, as a unit of work hands them out."""
+
+    tasks: TaskRepository
+    projects: ProjectRepository
+
+
+class TransferUnitOfWork(Transaction, Protocol):
+    """Every owner's data and the users, in one transaction: for moving all of
+    it in or out at once (export, import)."""
+
+    users: UserRepository
+
+    def owned_by(self, owner_id: int) -> OwnerData:
+        """Repositories that see only `owner_id`'s rows, in this transaction."""
+        ...
+
+    async def advance_ids(self) -> None:
+        """Make ids the database assigns from now on follow every stored one,
+        after rows were added with ids of their own."""
+        ...
+
+
+class TransferUnitOfWorkFactory(Protocol):
+    def __call__(self, *, read_only: bool = False) -> TransferUnitOfWork:
+        """A new transfer unit of work; `read_only` as for `UnitOfWorkFactory`."""
         ...
 
 

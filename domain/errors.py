@@ -13,6 +13,7 @@
     │   ├── ProjectHasTasks
     │   ├── UserNameTaken
     │   ├── ConcurrentUpdate
+│   ├── IdTaken
     │   └── RequestInProgress
     ├── VersionMismatch
     ├── IdempotencyKeyReused
@@ -143,3 +144,10 @@ class TokenNotFound(NotFound):
 class UserNameTaken(Conflict):
     def __init__(self, name: str) -> None:
         super().__init__(f"A user named {name!r} already exists.")
+
+
+class IdTaken(Conflict):
+    def __init__(self, kind: str, entity_id: int | None = None) -> None:
+        which = "one of these ids" if entity_id is None else f"the id {entity_id}"
+        super().__init__(f"A {kind.lower()} with {which} already exists.")
+        self.kind = kind

@@ -3,7 +3,14 @@
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from domain.values import UNSET, Unset, clean_description, clean_text, search_key
+from domain.values import (
+    UNSET,
+    Unset,
+    check_history,
+    clean_description,
+    clean_text,
+    search_key,
+)
 
 NAME_MIN = 2
 NAME_MAX = 120
@@ -41,6 +48,25 @@ class Project:
             created_at=now,
             updated_at=now,
         )
+
+    @classmethod
+    def restore(
+        cls,
+        name: str,
+        description: str | None,
+        *,
+        archived: bool,
+        created_at: datetime,
+        updated_at: datetime,
+        version: int,
+    ) -> "Project":
+        """A project as it was stored before (an export, say), under the rules
+        of `create` for its text, never changed before it was created."""
+        check_history(created_at, updated_at, version)
+        project = cls.create(name, description, created_at)
+        project.archived, project.updated_at = archived, updated_at
+        project.version = version
+        return project
 
     @property
     def name_key(self) -> str:

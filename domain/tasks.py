@@ -3,10 +3,13 @@
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
+from domain.errors import InvalidValue
 from domain.values import (
     UNSET,
     Priority,
     Unset,
+    check_history,
+    check_moment,
     clean_description,
     clean_text,
     search_key,
@@ -66,6 +69,43 @@ class Task:
             created_at=now,
             updated_at=now,
         )
+
+    @classmethod
+    def restore(
+        cls,
+        title: str,
+        *,
+        description: str | None,
+        priority: Priority,
+        due_date: date | None,
+        project_id: int | None,
+        done: bool,
+        completed_at: datetime | None,
+        created_at: datetime,
+        updated_at: datetime,
+        version: int,
+    ) -> "Task":
+        """A task as it was stored before (an export, say), under the rules of
+        `create` for its text and a consistent history: done exactly when it
+        has a completed_at, never changed before it was created."""
+        check_history(created_at, updated_at, version)
+        if done != (completed_at is not None):
+            raise InvalidValue(
+                "completed_at", "completed_at is set exactly when done is true."
+            )
+        if completed_at is not None:
+            check_moment("completed_at", completed_at)
+        task = cls.create(
+            title,
+            created_at,
+            description=description,
+            priority=priority,
+            due_date=due_date,
+            project_id=project_id,
+        )
+        task.done, task.completed_at = done, completed_at
+        task.updated_at, task.version = updated_at, version
+        return task
 
     @property
     def title_key(self) -> str:

@@ -1,6 +1,7 @@
 """Value objects and the text rules shared by tasks and projects."""
 
 import enum
+from datetime import datetime
 from typing import Final
 
 from domain.errors import InvalidValue
@@ -70,6 +71,25 @@ def clean_description(value: str | None) -> str | None:
     if value is None:
         return None
     return clean_text("description", value, min_length=0, max_length=DESCRIPTION_MAX)
+
+
+def check_history(
+    created_at: datetime,
+    updated_at: datetime,
+    version: int,
+) -> None:
+    """What any stored entity's bookkeeping obeys, wherever it comes from."""
+    for field, moment in (("created_at", created_at), ("updated_at", updated_at)):
+        check_moment(field, moment)
+    if updated_at < created_at:
+        raise InvalidValue("updated_at", "updated_at must not be before created_at.")
+    if version < 1:
+        raise InvalidValue("version", "version must be 1 or more.")
+
+
+def check_moment(field: str, moment: datetime) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidValue(field, f"{field} must say its time zone (UTC).")
 
 
 def search_key(text: str) -> str:

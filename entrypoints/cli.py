@@ -3,15 +3,19 @@
 import argparse
 import asyncio
 import contextlib
+import io
 import logging
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from application.loading import LineRejected
+from application.transfer import Line, RowsRejected
 from domain.errors import DomainError
 from domain.users import ApiToken
 from entrypoints.container import Container, build_container
@@ -19,6 +23,13 @@ from entrypoints.logs import log_config
 from entrypoints.schema import MIGRATIONS
 from entrypoints.settings import Settings
 from entrypoints.task_lines import count_lines, read_tasks
+from entrypoints.transfer_files import (
+    FORMATS,
+    Format,
+    format_for,
+    read_records,
+    writer_for,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -178,6 +189,134 @@ async def _load(user: str, source: BinaryIO, container: Container) -> tuple[int,
             await container.engine().dispose()
 
 
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.backend == "memory":
+        print("memory:// keeps its data inside the server process.", file=sys.stderr)
+        return 2
+    if (args.user is None) == (not args.all):
+        print("Give either --user NAME or --all.", file=sys.stderr)
+        return 2
+    # An export is one long read, not a request: no per-statement timeout.
+    settings = settings.model_copy(update={"database_statement_timeout": 0})
+    file_format = format_for(args.output, args.format)
+    try:
+        with _open_output(args.output) as out:
+            count = asyncio.run(
+                _write_export(args.user, file_format, out, build_container(settings))
+            )
+    except OSError as error:
+        print(f"{args.output}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    except DomainError as error:
+        print(error.message, file=sys.stderr)
+        return 1
+    print(f"Exported {count} records.", file=sys.stderr)
+    return 0
+
+
+@contextlib.contextmanager
+def _open_output(name: str) -> Iterator[TextIO]:
+    if name != "-":
+        with open(name, "w", encoding="utf-8", newline="") as out:
+            yield out
+        return
+    # UTF-8 whatever the locale says, and stdout left open for what follows.
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+    try:
+        yield out
+    finally:
+        out.flush()
+        out.detach()
+
+
+async def _write_export(
+    user: str | None, file_format: Format, out: TextIO, container: Container
+) -> int:
+    writer = writer_for(file_format, out)
+    count = 0
+    try:
+        async for record in container.exporter().export(user):
+            writer.write(record)
+            count += 1
+    finally:
+        if container.engine.initialized:
+            await container.engine().dispose()
+    return count
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.backend == "memory":
+        print("memory:// keeps its data inside the server process.", file=sys.stderr)
+        return 2
+    settings = settings.model_copy(update={"database_statement_timeout": 0})
+    file_format = format_for(args.file, args.format)
+    try:
+        with _open_input(args.file) as given, _rewindable(given) as source:
+            count = asyncio.run(
+                _read_import(args, file_format, source, build_container(settings))
+            )
+    except OSError as error:
+        print(f"{args.file}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    except RowsRejected as error:
+        for rejected in error.rejected:
+            print(rejected, file=sys.stderr)
+        if error.more:
+            print("... and more; nothing was imported.", file=sys.stderr)
+        else:
+            print("Nothing was imported.", file=sys.stderr)
+        return 1
+    except DomainError as error:
+        print(f"{error.message} Nothing was imported.", file=sys.stderr)
+        return 1
+    print(f"Imported {count} records.", file=sys.stderr)
+    return 0
+
+
+@contextlib.contextmanager
+def _rewindable(given: BinaryIO) -> Iterator[BinaryIO]:
+    """`given`, or for a pipe a temporary copy: an import reads its input twice."""
+    if given.seekable():
+        yield given
+        return
+    with tempfile.TemporaryFile() as copy:
+        shutil.copyfileobj(given, copy)
+        yield copy
+
+
+async def _read_import(
+    args: argparse.Namespace,
+    file_format: Format,
+    source: BinaryIO,
+    container: Container,
+) -> int:
+    from tqdm import tqdm
+
+    def lines() -> Iterator[Line]:
+        source.seek(0)
+        return read_records(source, file_format)
+
+    importer = container.importer()
+    try:
+        with tqdm(
+            unit=" records",
+            file=sys.stderr,
+            mininterval=0.2 if sys.stderr.isatty() else 10,
+            disable=False,
+        ) as bar:
+
+            def checked(count: int) -> None:
+                bar.total = count
+                bar.refresh()
+
+            return await importer.store(
+                lines, args.user, args.keep_ids, bar.update, checked
+            )
+    finally:
+        if container.engine.initialized:
+            await container.engine().dispose()
+
+
 def _show_secret(what: str, secret: str) -> None:
     # The secret alone goes to stdout (for scripts); the words go to stderr.
     print(f"{what} Its API token, shown this once:", file=sys.stderr)
@@ -207,6 +346,9 @@ def _print_tokens(tokens: list[ApiToken]) -> None:
                 cell.ljust(width) for cell, width in zip(row, widths, strict=True)
             )
         )
+
+
+_FORMAT_HELP = "jsonl or csv (default: csv for a *.csv file, else jsonl)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -270,6 +412,44 @@ def _parser() -> argparse.ArgumentParser:
         "file", nargs="?", default="-", help="JSON Lines file (default: - for stdin)"
     )
     tasks.set_defaults(run=_tasks)
+
+    export = commands.add_parser(
+        "export",
+        help="write projects and tasks as JSON Lines or CSV",
+        description="Write USER's projects and tasks (or every user's, each "
+        "record naming its owner) to FILE: each owner's projects, then its "
+        "tasks, by id. See the README, 'Export and import'.",
+    )
+    whose = export.add_mutually_exclusive_group()
+    whose.add_argument("--user", help="the user whose data to export")
+    whose.add_argument("--all", action="store_true", help="every user's data")
+    export.add_argument("--format", choices=FORMATS, help=_FORMAT_HELP)
+    export.add_argument(
+        "--output", "-o", default="-", help="file to write (default: - for stdout)"
+    )
+    export.set_defaults(run=_export)
+
+    import_ = commands.add_parser(
+        "import",
+        help="store an export's projects and tasks, all or none",
+        description="Check every record of FILE, then store them all in one "
+        "transaction; any bad line stops the import with 'line N: why' and "
+        "nothing is stored. Users named by records are created (without "
+        "tokens) if missing.",
+    )
+    import_.add_argument(
+        "--user", help="the user who receives every record (else each record's owner)"
+    )
+    import_.add_argument(
+        "--keep-ids",
+        action="store_true",
+        help="keep the records' ids, timestamps and versions (else new ones)",
+    )
+    import_.add_argument("--format", choices=FORMATS, help=_FORMAT_HELP)
+    import_.add_argument(
+        "file", nargs="?", default="-", help="file to read (default: - for stdin)"
+    )
+    import_.set_defaults(run=_import)
 
     keys = commands.add_parser(
         "idempotency-keys", help="manage stored Idempotency-Key responses"

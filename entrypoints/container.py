@@ -5,6 +5,7 @@ from adapters.memory import (
     InMemoryIdempotencyStore,
     InMemoryIdentityUnitOfWork,
     InMemoryStore,
+    InMemoryTransferUnitOfWork,
     InMemoryUnitOfWork,
     random_secret,
 )
@@ -13,12 +14,14 @@ from adapters.sqlalchemy.idempotency import SqlAlchemyIdempotencyStore
 from adapters.sqlalchemy.secrets import read_secret
 from adapters.sqlalchemy.unit_of_work import (
     SqlAlchemyIdentityUnitOfWork,
+    SqlAlchemyTransferUnitOfWork,
     SqlAlchemyUnitOfWork,
 )
 from application.idempotency import IdempotencyService
 from application.identity import IdentityService
 from application.loading import TaskLoader
 from application.services import ProjectService, TaskService
+from application.transfer import Exporter, Importer
 from entrypoints.settings import Settings
 
 
@@ -66,6 +69,16 @@ class Container(containers.DeclarativeContainer):
         ),
         memory=providers.Factory(InMemoryIdentityUnitOfWork, store=memory_store),
     )
+    # Every owner's data in one transaction: export and import.
+    transfer_unit_of_work = providers.Selector(
+        config.backend,
+        sql=providers.Factory(
+            SqlAlchemyTransferUnitOfWork,
+            session_factory=session_factory,
+            read_session_factory=read_session_factory,
+        ),
+        memory=providers.Factory(InMemoryTransferUnitOfWork, store=memory_store),
+    )
 
     idempotency_store = providers.Selector(
         config.backend,
@@ -93,6 +106,10 @@ class Container(containers.DeclarativeContainer):
         uow=unit_of_work.provider,
         identity_uow=identity_unit_of_work.provider,
         clock=clock,
+    )
+    exporter = providers.Factory(Exporter, uow=transfer_unit_of_work.provider)
+    importer = providers.Factory(
+        Importer, uow=transfer_unit_of_work.provider, clock=clock
     )
     identity_service = providers.Singleton(
         IdentityService, uow=identity_unit_of_work.provider, clock=clock

@@ -169,7 +169,8 @@ def _unique_constraints_by_columns() -> dict[str, str]:
     names = {}
     for table in metadata.tables.values():
         for constraint in table.constraints:
-            if isinstance(constraint, sa.UniqueConstraint) and constraint.name:
+            unique = (sa.UniqueConstraint, sa.PrimaryKeyConstraint)
+            if isinstance(constraint, unique) and constraint.name:
                 columns = ", ".join(
                     f"{table.name}.{c.name}" for c in constraint.columns
                 )

@@ -1,6 +1,6 @@
 """SQL repositories. They run statements in the unit of work's session, never commit."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
@@ -33,6 +33,7 @@ from application.queries import (
 )
 from domain.errors import (
     ConcurrentUpdate,
+    IdTaken,
     InvalidValue,
     ProjectHasTasks,
     ProjectNameTaken,
@@ -46,11 +47,13 @@ from domain.values import search_key
 E = TypeVar("E", Task, Project)
 INT64_MAX = 2**63 - 1
 
-# A project deleted between the use case's checks and a bulk insert.
+# A project deleted between the use case's checks and a bulk insert, or a
+# kept id that another task has.
 _MISSING_PROJECT: ConstraintErrors = {
     "fk_tasks_project_owner": lambda: InvalidValue(
         "project_id", "A project of these tasks no longer exists."
-    )
+    ),
+    "pk_tasks": lambda: IdTaken("Task"),
 }
 
 _TASK_SORT_COLUMNS = {
@@ -152,11 +155,18 @@ class _SqlAlchemyRepository(Generic[E]):
     async def add(self, entity: E) -> None:
         table = self._table
         entity.owner_id = self._owner_id
-        statement = sa.insert(table).values(self._to_row(entity)).returning(table.c.id)
+        row = self._to_row(entity)
+        if entity.id is not None:  # kept, as an import with its ids asks
+            row["id"] = entity.id
+        statement = sa.insert(table).values(row).returning(table.c.id)
         try:
             entity.id = (await self._session.execute(statement)).scalar_one()
         except IntegrityError as error:
-            raise_for_constraint(error, self._constraint_errors(entity))
+            kept_id = entity.id
+            kept: ConstraintErrors = {
+                f"pk_{table.name}": lambda: IdTaken(self._kind, kept_id)
+            }
+            raise_for_constraint(error, {**self._constraint_errors(entity), **kept})
 
     async def get(self, entity_id: int, *, for_update: bool = False) -> E | None:
         statement = _get_for_update(self._table) if for_update else _get(self._table)
@@ -266,17 +276,25 @@ class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
             return
         for task in tasks:
             task.owner_id = self._owner_id
+        keep_ids = tasks[0].id is not None
+        if any((task.id is not None) != keep_ids for task in tasks):
+            raise ValueError("Either every task has an id to keep or none has.")
         connection = await self._session.connection()
         if connection.dialect.name == "postgresql":
-            await self._copy(connection, tasks)
+            await self._copy(connection, tasks, keep_ids)
             return
         try:
             rows = [task_to_row(task) for task in tasks]
+            if keep_ids:
+                for row, task in zip(rows, tasks, strict=True):
+                    row["id"] = task.id
             await connection.execute(sa.insert(self._table), rows)
         except IntegrityError as error:
             raise_for_constraint(error, _MISSING_PROJECT)
 
-    async def _copy(self, connection: AsyncConnection, tasks: Sequence[Task]) -> None:
+    async def _copy(
+        self, connection: AsyncConnection, tasks: Sequence[Task], keep_ids: bool
+    ) -> None:
         """Binary COPY on the session's own connection, in its transaction."""
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
@@ -285,15 +303,18 @@ class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
             # SQLAlchemy's asyncpg adapter sends BEGIN only before its first
             # statement; a COPY that came first would commit on its own.
             await connection.exec_driver_sql("SELECT 1")
+        records: Iterable[tuple[Any, ...]] = map(task_to_values, tasks)
+        columns: tuple[str, ...] = TASK_COLUMNS
+        if keep_ids:
+            records = ((task.id, *task_to_values(task)) for task in tasks)
+            columns = ("id", *TASK_COLUMNS)
         try:
             await driver.copy_records_to_table(
-                self._table.name,
-                records=map(task_to_values, tasks),
-                columns=TASK_COLUMNS,
+                self._table.name, records=records, columns=columns
             )
-        except asyncpg.ForeignKeyViolationError as error:
-            if error.constraint_name == "fk_tasks_project_owner":
-                raise _MISSING_PROJECT["fk_tasks_project_owner"]() from error
+        except (asyncpg.ForeignKeyViolationError, asyncpg.UniqueViolationError) as e:
+            if e.constraint_name in _MISSING_PROJECT:
+                raise _MISSING_PROJECT[e.constraint_name]() from e
             raise
 
     async def list(self, query: TaskQuery) -> Page[Task]:
@@ -381,6 +402,37 @@ class SqlAlchemyUserRepository:
     async def exists(self) -> bool:
         statement = sa.select(sa.exists().select_from(users))
         return bool((await self._session.execute(statement)).scalar_one())
+
+    async def list_after(self, user_id: int | None, limit: int) -> list[User]:
+        statement = sa.select(users).order_by(users.c.id).limit(limit)
+        if user_id is not None:
+            statement = statement.where(users.c.id > user_id)
+        rows = (await self._session.execute(statement)).all()
+        return [user_to_entity(row) for row in rows]
+
+
+async def advance_ids(session: AsyncSession) -> None:
+    """Move the id sequences of projects and tasks past every stored id.
+
+    Only PostgreSQL needs it: SQLite's AUTOINCREMENT counter follows any
+    larger id inserted explicitly. Never moves a sequence back, so ids of
+    deleted rows stay unused.
+    """
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        return
+    for table in (projects, tasks):
+        sequence = (
+            await connection.exec_driver_sql(
+                f"SELECT pg_get_serial_sequence('{table.name}', 'id')"
+            )
+        ).scalar_one()
+        # `>=`: a fresh sequence reads last_value 1 before its first use, and
+        # would hand out 1 again.
+        await connection.exec_driver_sql(
+            f"SELECT setval('{sequence}', m) FROM (SELECT max(id) AS m FROM "
+            f"{table.name}) AS stored WHERE m >= (SELECT last_value FROM {sequence})"
+        )
 
 
 _FIND_TOKEN = sa.select(api_tokens).where(

@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -8,6 +9,7 @@ from adapters.sqlalchemy.repositories import (
     SqlAlchemyTaskRepository,
     SqlAlchemyTokenRepository,
     SqlAlchemyUserRepository,
+    advance_ids,
 )
 
 
@@ -74,3 +76,38 @@ class SqlAlchemyIdentityUnitOfWork(_SessionUnitOfWork):
     def _start(self, session: AsyncSession) -> None:
         self.users = SqlAlchemyUserRepository(session)
         self.tokens = SqlAlchemyTokenRepository(session)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlAlchemyOwnerData:
+    tasks: SqlAlchemyTaskRepository
+    projects: SqlAlchemyProjectRepository
+
+
+class SqlAlchemyTransferUnitOfWork(_SessionUnitOfWork):
+    """The users and every owner's tasks and projects (export, import).
+
+    A read-only one reads one snapshot throughout, so that an export is
+    consistent: on SQLite its deferred transaction does so already, on
+    PostgreSQL it runs in REPEATABLE READ rather than a statement at a time.
+    """
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        if self.read_only and self._session.get_bind().dialect.name == "postgresql":
+            await self._session.connection(
+                execution_options={"isolation_level": "REPEATABLE READ"}
+            )
+        return self
+
+    def _start(self, session: AsyncSession) -> None:
+        self.users = SqlAlchemyUserRepository(session)
+
+    def owned_by(self, owner_id: int) -> SqlAlchemyOwnerData:
+        return SqlAlchemyOwnerData(
+            SqlAlchemyTaskRepository(self._session, owner_id),
+            SqlAlchemyProjectRepository(self._session, owner_id),
+        )
+
+    async def advance_ids(self) -> None:
+        await advance_ids(self._session)

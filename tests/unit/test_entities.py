@@ -1,6 +1,6 @@
 """The entities' own rules, without any use case around them."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -127,3 +127,61 @@ def test_archiving_a_project_bumps_its_version_once() -> None:
     assert not project.archive(later + timedelta(days=1))
     assert (project.archived, project.version, project.updated_at) == (True, 2, later)
     assert not project.apply(ProjectChanges(name="Roadmap"), later)
+
+
+def test_a_restored_task_is_done_exactly_when_it_has_a_completion_time() -> None:
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def restore(title: str, done: bool, completed_at: datetime | None) -> Task:
+        return Task.restore(
+            title,
+            description=None,
+            priority=Priority.NORMAL,
+            due_date=None,
+            project_id=None,
+            done=done,
+            completed_at=completed_at,
+            created_at=moment,
+            updated_at=moment,
+            version=2,
+        )
+
+    restored = restore("  Kept  ", True, moment)
+
+    assert (restored.title, restored.version, restored.done) == ("Kept", 2, True)
+    with pytest.raises(InvalidValue):
+        restore("Odd", True, None)
+    with pytest.raises(InvalidValue):
+        restore("Odd", False, moment)
+
+
+def test_a_restored_project_has_a_history_that_runs_forwards() -> None:
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+
+    with pytest.raises(InvalidValue):
+        Project.restore(
+            "Late",
+            None,
+            archived=True,
+            created_at=moment,
+            updated_at=moment - timedelta(microseconds=1),
+            version=1,
+        )
+    with pytest.raises(InvalidValue):
+        Project.restore(
+            "Naive",
+            None,
+            archived=False,
+            created_at=moment.replace(tzinfo=None),
+            updated_at=moment,
+            version=1,
+        )
+    with pytest.raises(InvalidValue):
+        Project.restore(
+            "Zero",
+            None,
+            archived=False,
+            created_at=moment,
+            updated_at=moment,
+            version=0,
+        )
