@@ -23,7 +23,13 @@ from adapters.sqlalchemy.mapping import (
     token_to_row,
     user_to_entity,
 )
-from adapters.sqlalchemy.tables import api_tokens, projects, tasks, users
+from adapters.sqlalchemy.tables import (
+    CROSS_OWNER,
+    api_tokens,
+    projects,
+    tasks,
+    users,
+)
 from application.queries import (
     Page,
     Position,
@@ -157,6 +163,7 @@ class _SqlAlchemyRepository(Generic[E]):
         entity.owner_id = self._owner_id
         row = self._to_row(entity)
         if entity.id is not None:  # kept, as an import with its ids asks
+            await self._refuse_taken([entity.id])
             row["id"] = entity.id
         statement = sa.insert(table).values(row).returning(table.c.id)
         try:
@@ -167,6 +174,21 @@ class _SqlAlchemyRepository(Generic[E]):
                 f"pk_{table.name}": lambda: IdTaken(self._kind, kept_id)
             }
             raise_for_constraint(error, {**self._constraint_errors(entity), **kept})
+
+    async def _refuse_taken(self, ids: Sequence[int]) -> None:
+        """IdTaken if any owner has a row with one of `ids`. On PostgreSQL the
+        primary key is (owner_id, id), so it alone would let a kept id repeat
+        under another owner; ids are unique across owners on every backend."""
+        table = self._table
+        statement = (
+            sa.select(table.c.id)
+            .where(table.c.id.in_(ids))
+            .limit(1)
+            .execution_options(**{CROSS_OWNER: "kept-ids-unique-across-owners"})
+        )
+        taken = (await self._session.execute(statement)).scalar_one_or_none()
+        if taken is not None:
+            raise IdTaken(self._kind, taken)
 
     async def get(self, entity_id: int, *, for_update: bool = False) -> E | None:
         statement = _get_for_update(self._table) if for_update else _get(self._table)
@@ -279,6 +301,8 @@ class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
         keep_ids = tasks[0].id is not None
         if any((task.id is not None) != keep_ids for task in tasks):
             raise ValueError("Either every task has an id to keep or none has.")
+        if keep_ids:
+            await self._refuse_taken([task.id for task in tasks if task.id])
         connection = await self._session.connection()
         if connection.dialect.name == "postgresql":
             await self._copy(connection, tasks, keep_ids)

@@ -243,4 +243,8 @@ CROSS_OWNER_STATEMENTS: Final = {
         " expired keys in one statement, which Citus runs on all shards in"
         " parallel. Per owner it would need the list of owners first."
     ),
+    "kept-ids-unique-across-owners": (
+        "Only `taskhub import --keep-ids`: a kept id must not repeat under"
+        " another owner, which the (owner_id, id) primary key allows."
+    ),
 }
