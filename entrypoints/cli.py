@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, BinaryIO
 from application.loading import LineRejected
 from domain.errors import DomainError
 from domain.users import ApiToken
+from pydantic import ValidationError
+
+from entrypoints import configuration
 from entrypoints.container import Container, build_container
 from entrypoints.logs import log_config
 from entrypoints.schema import MIGRATIONS
@@ -52,7 +55,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         reload_dirs=[str(Path(__file__).parents[1])] if args.reload else None,
         log_level=settings.log_level,
         log_config=log_config(settings.log_level),
+        # uvicorn alone would believe X-Forwarded-* from 127.0.0.1 (or its own
+        # FORWARDED_ALLOW_IPS): only the proxies the setting names are trusted.
+        proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+        forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
     )
+    return 0
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    rows = [("SETTING", "VALUE", "FROM"), *configuration.effective(settings)]
+    width = [max(len(row[i]) for row in rows) for i in range(2)]
+    for name, value, source in rows:
+        print(f"{name.ljust(width[0])}  {value.ljust(width[1])}  {source}")
     return 0
 
 
@@ -213,7 +228,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taskhub",
         description="Tasks and projects over REST. Settings come from TASKHUB_* "
-        "environment variables (TASKHUB_DATABASE_URL, ...).",
+        "environment variables (TASKHUB_DATABASE_URL, ...) and from ./.env; "
+        "`taskhub config show` lists them.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -279,12 +295,27 @@ def _parser() -> argparse.ArgumentParser:
         "purge", help="forget the keys older than 24 hours (also done as it serves)"
     )
     keys.set_defaults(run=_idempotency_keys)
+
+    config = commands.add_parser("config", help="the settings in effect")
+    config_actions = config.add_subparsers(dest="action", required=True)
+    config_actions.add_parser(
+        "show", help="every setting, its value (secrets masked) and its source"
+    )
+    config.set_defaults(run=_config)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return int(args.run(args, Settings()))
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        # Every command stops here, `serve` too: a worker would otherwise fail
+        # later, in a traceback, or run with a setting nobody meant.
+        for line in configuration.problems(error):
+            print(f"taskhub: {line}", file=sys.stderr)
+        return 2
+    return int(args.run(args, settings))
 
 
 if __name__ == "__main__":
