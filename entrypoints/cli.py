@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from pydantic import ValidationError
+
 from application.loading import LineRejected
 from domain.errors import DomainError
 from domain.users import ApiToken
-from pydantic import ValidationError
-
 from entrypoints import configuration
 from entrypoints.container import Container, build_container
 from entrypoints.logs import log_config
