@@ -86,9 +86,16 @@ class Served:
 def start(env: dict[str, str], log: Path, *args: str) -> Served:
     """`taskhub serve` on a free port, with `args`; not waited for."""
     port = free_port()
+    return start_command([TASKHUB, "serve", "--port", str(port), *args], env, log, port)
+
+
+def start_command(
+    command: list[str], env: dict[str, str], log: Path, port: int
+) -> Served:
+    """`command`, a server that will listen on 127.0.0.1:`port`; not waited for."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [TASKHUB, "serve", "--port", str(port), *args],
+            command,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=sink,
