@@ -34,11 +34,11 @@ def environment(database_url: str, **settings: str) -> dict[str, str]:
 
 
 def taskhub(
-    env: dict[str, str], *args: str, check: bool = True
+    env: dict[str, str], *args: str, check: bool = True, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run a `taskhub` command to completion, its output captured as text."""
     done = subprocess.run(
-        [TASKHUB, *args], env=env, capture_output=True, text=True, timeout=60
+        [TASKHUB, *args], env=env, capture_output=True, text=True, timeout=60, cwd=cwd
     )
     if check and done.returncode != 0:
         raise AssertionError(
