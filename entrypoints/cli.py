@@ -39,6 +39,13 @@ def alembic_config(settings: Settings) -> "Config":
     return config
 
 
+# Seconds a worker may leave uvicorn's supervisor's ping unanswered before it is
+# killed and replaced. A spawned worker answers only once it has imported the
+# app; on a busy host that took longer than uvicorn's 5 s, and the supervisor
+# killed each new worker before it could start, for ever.
+WORKER_HEALTHCHECK_TIMEOUT = 30
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -59,6 +66,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # FORWARDED_ALLOW_IPS): only the proxies the setting names are trusted.
         proxy_headers=bool(settings.forwarded_allow_ips.strip()),
         forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
     )
     return 0
 

@@ -107,7 +107,7 @@ def test_two_workers_are_two_processes_that_both_answer(
                 lambda _: httpx.get(served.base_url + "/healthz"), range(16)
             )
             tags |= {process_tag(answer) for answer in answers}
-    assert len(tags) == 2
+    assert len(tags) == 2, served.log()
     # uvicorn's own word for it (not served to clients): two worker pids.
     pids = set(re.findall(r"Started server process \[(\d+)\]", served.log()))
     assert len(pids) == 2
