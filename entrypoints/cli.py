@@ -14,10 +14,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
+from pydantic import ValidationError
+
 from application.loading import LineRejected
 from application.transfer import Line, RowsRejected
 from domain.errors import DomainError
 from domain.users import ApiToken
+from entrypoints import configuration
 from entrypoints.container import Container, build_container
 from entrypoints.logs import log_config
 from entrypoints.schema import MIGRATIONS
@@ -47,6 +50,13 @@ def alembic_config(settings: Settings) -> "Config":
     return config
 
 
+# Seconds a worker may leave uvicorn's supervisor's ping unanswered before it is
+# killed and replaced. A spawned worker answers only once it has imported the
+# app; on a busy host that took longer than uvicorn's 5 s, and the supervisor
+# killed each new worker before it could start, for ever.
+WORKER_HEALTHCHECK_TIMEOUT = 30
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -63,7 +73,20 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         reload_dirs=[str(Path(__file__).parents[1])] if args.reload else None,
         log_level=settings.log_level,
         log_config=log_config(settings.log_level),
+        # uvicorn alone would believe X-Forwarded-* from 127.0.0.1 (or its own
+        # FORWARDED_ALLOW_IPS): only the proxies the setting names are trusted.
+        proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+        forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
     )
+    return 0
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    rows = [("SETTING", "VALUE", "FROM"), *configuration.effective(settings)]
+    width = [max(len(row[i]) for row in rows) for i in range(2)]
+    for name, value, source in rows:
+        print(f"{name.ljust(width[0])}  {value.ljust(width[1])}  {source}")
     return 0
 
 
@@ -355,7 +378,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taskhub",
         description="Tasks and projects over REST. Settings come from TASKHUB_* "
-        "environment variables (TASKHUB_DATABASE_URL, ...).",
+        "environment variables (TASKHUB_DATABASE_URL, ...) and from ./.env; "
+        "`taskhub config show` lists them.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -459,12 +483,27 @@ def _parser() -> argparse.ArgumentParser:
         "purge", help="forget the keys older than 24 hours (also done as it serves)"
     )
     keys.set_defaults(run=_idempotency_keys)
+
+    config = commands.add_parser("config", help="the settings in effect")
+    config_actions = config.add_subparsers(dest="action", required=True)
+    config_actions.add_parser(
+        "show", help="every setting, its value (secrets masked) and its source"
+    )
+    config.set_defaults(run=_config)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return int(args.run(args, Settings()))
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        # Every command stops here, `serve` too: a worker would otherwise fail
+        # later, in a traceback, or run with a setting nobody meant.
+        for line in configuration.problems(error):
+            print(f"taskhub: {line}", file=sys.stderr)
+        return 2
+    return int(args.run(args, settings))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
+import ipaddress
 from typing import Final, Literal
 
+from limits import parse_many
 from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 MEMORY_URL = "memory://"
 
@@ -13,13 +17,27 @@ _ASYNC_DRIVERS = {
 }
 
 
+SUPPORTED_DRIVERS: Final = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+# Read from the working directory; the environment wins over it.
+ENV_FILE: Final = ".env"
+
 SQLITE_POOL_SIZE: Final = 5
 
 
 class Settings(BaseSettings):
-    """Everything configurable, read from TASKHUB_* environment variables."""
+    """Everything configurable, read from TASKHUB_* environment variables (and
+    from `.env` in the working directory, which the environment overrides).
 
-    model_config = SettingsConfigDict(env_prefix="TASKHUB_", extra="ignore")
+    Every field is documented in `.env.example` and the README (a test checks).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="TASKHUB_",
+        extra="ignore",
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+    )
 
     database_url: str = Field(
         "sqlite+aiosqlite:///./taskhub.db",
@@ -49,7 +67,9 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `taskhub serve` binds.")
     port: int = Field(8000, ge=0, le=65535, description="Port `taskhub serve` binds.")
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="The least severe log records written."
+    )
 
     auth: Literal["required", "disabled"] = Field(
         "required",
@@ -91,14 +111,66 @@ class Settings(BaseSettings):
         description='Origins allowed by CORS, as JSON (`["https://app.example"]`); '
         "none by default, which leaves CORS off.",
     )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Comma-separated addresses or networks of the reverse proxies "
+        "whose X-Forwarded-For and X-Forwarded-Proto `taskhub serve` believes, or "
+        "`*` for any. Empty (the default) believes nobody: a client could "
+        "otherwise name any address and so dodge its rate limit.",
+    )
 
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
+        if url.startswith(MEMORY_URL):
+            return url
         for plain, with_driver in _ASYNC_DRIVERS.items():
             if url.startswith(plain):
-                return with_driver + url.removeprefix(plain)
+                url = with_driver + url.removeprefix(plain)
+                break
+        try:
+            driver = make_url(url).drivername
+        except (ArgumentError, ValueError):
+            # Not the URL itself in the message: it may hold a password.
+            raise ValueError(
+                "not a database URL; expected e.g. sqlite:///taskhub.db, "
+                "postgresql://user:password@host/db or memory://"
+            ) from None
+        if driver not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"unsupported driver {driver!r}; use sqlite://, postgresql:// "
+                f"(or {' or '.join(SUPPORTED_DRIVERS)}), or memory://"
+            )
         return url
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _one_limit(cls, text: str) -> str:
+        if not text.strip():
+            return text
+        try:
+            items = list(parse_many(text))
+        except ValueError:
+            items = []
+        if len(items) != 1:
+            raise ValueError(
+                "must be one limit such as 100/minute or 10/second, or empty for none"
+            )
+        return text
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _addresses(cls, text: str) -> str:
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (or *)"
+                ) from None
+        return text
 
     @computed_field  # type: ignore[prop-decorator]
     @property

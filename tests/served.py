@@ -34,11 +34,11 @@ def environment(database_url: str, **settings: str) -> dict[str, str]:
 
 
 def taskhub(
-    env: dict[str, str], *args: str, check: bool = True
+    env: dict[str, str], *args: str, check: bool = True, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run a `taskhub` command to completion, its output captured as text."""
     done = subprocess.run(
-        [TASKHUB, *args], env=env, capture_output=True, text=True, timeout=60
+        [TASKHUB, *args], env=env, capture_output=True, text=True, timeout=60, cwd=cwd
     )
     if check and done.returncode != 0:
         raise AssertionError(
@@ -86,9 +86,16 @@ class Served:
 def start(env: dict[str, str], log: Path, *args: str) -> Served:
     """`taskhub serve` on a free port, with `args`; not waited for."""
     port = free_port()
+    return start_command([TASKHUB, "serve", "--port", str(port), *args], env, log, port)
+
+
+def start_command(
+    command: list[str], env: dict[str, str], log: Path, port: int
+) -> Served:
+    """`command`, a server that will listen on 127.0.0.1:`port`; not waited for."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [TASKHUB, "serve", "--port", str(port), *args],
+            command,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=sink,
