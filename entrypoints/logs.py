@@ -130,5 +130,8 @@ def log_config(level: str, log_format: LogFormat = "auto") -> dict[str, Any]:
             "uvicorn.access": {"level": "WARNING"},
             # Alembic's chatter each time /readyz reads the schema's revision.
             "alembic.runtime.migration": {"level": "WARNING"},
+            # Its debug lines show every statement's parameters: request bodies
+            # and token hashes. TASKHUB_DATABASE_ECHO is the way to see SQL.
+            "aiosqlite": {"level": "INFO"},
         },
     }

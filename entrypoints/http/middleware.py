@@ -8,7 +8,7 @@ and only look at the scope and the response's start message.
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final
 
@@ -100,6 +100,7 @@ class Observe:
         self.app = app
         self.routes = routes
         self.metrics = metrics
+        self._leaves: list[BaseRoute] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -142,12 +143,27 @@ class Observe:
         route = scope.get("route")
         if route is None:
             # Turned away before routing (429, 413): match as the router would.
-            for candidate in self.routes:
+            for candidate in self._leaf_routes():
                 if candidate.matches(scope)[0] is not Match.NONE:
                     route = candidate
                     break
         path = getattr(route, "path", None)
         return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+    def _leaf_routes(self) -> list[BaseRoute]:
+        if self._leaves is None:  # the routes are all in place by the first call
+            self._leaves = list(_leaves_of(self.routes))
+        return self._leaves
+
+
+def _leaves_of(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes with a path, through FastAPI's included routers."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _leaves_of(included.routes)
+        elif isinstance(getattr(route, "path", None), str):
+            yield route
 
 
 class SecurityHeaders:
