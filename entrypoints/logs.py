@@ -69,8 +69,10 @@ def _add_request_id(
 def _drop_noise(
     logger: Any, method: str, event: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
-    # uvicorn passes a copy of its message with ANSI colours as an extra.
-    event.pop("color_message", None)
+    # uvicorn passes a copy of its message with ANSI colours as an extra; a
+    # record another handler formatted first has `message` and `asctime` set.
+    for key in ("color_message", "message", "asctime"):
+        event.pop(key, None)
     return event
 
 
