@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -83,11 +84,34 @@ def _metrics_served(settings: Settings, *, several: bool) -> Iterator[None]:
         if not os.environ.get(MULTIPROC_ENV):
             directory = tempfile.mkdtemp(prefix="taskhub-metrics-")
             stack.callback(shutil.rmtree, directory, ignore_errors=True)
+            stack.enter_context(_removed_on_sigterm(directory))
             os.environ[MULTIPROC_ENV] = directory
             stack.callback(os.environ.pop, MULTIPROC_ENV, None)
         if separate:
             stack.callback(_listen_for_scrapes(settings.metrics_address))
         yield
+
+
+@contextlib.contextmanager
+def _removed_on_sigterm(directory: str) -> Iterator[None]:
+    """Remove `directory` also when SIGTERM ends the process.
+
+    A single uvicorn process re-raises the SIGTERM it stopped on, once it has
+    restored the handlers it found: this one, which removes the directory and
+    then lets the signal end the process as before.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def remove_then_die(signum: int, frame: object) -> None:
+        shutil.rmtree(directory, ignore_errors=True)
+        signal.signal(signum, previous)
+        signal.raise_signal(signum)
+
+    signal.signal(signal.SIGTERM, remove_then_die)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _listen_for_scrapes(address: str) -> Callable[[], None]:
