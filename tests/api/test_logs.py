@@ -4,6 +4,7 @@ request, JSON or console, and nothing secret in any of them."""
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -192,8 +193,10 @@ async def test_console_lines_are_for_people_not_json(client: AsyncClient) -> Non
     assert f"request_id={response.headers['X-Request-ID']}" in line
 
 
-def test_auto_picks_json_when_stderr_is_no_terminal() -> None:
-    # pytest captures stderr, so it is no terminal here, as under a supervisor.
+def test_auto_picks_json_when_stderr_is_no_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # as under a supervisor
     output = io.StringIO()
     handler = logging.StreamHandler(output)
     handler.setFormatter(formatter("auto"))
