@@ -5,11 +5,13 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
@@ -63,22 +65,25 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.backend == "memory" and args.workers > 1:
         print("memory:// keeps data per process; use one worker.", file=sys.stderr)
         return 2
-    uvicorn.run(
-        "entrypoints.http.app:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
-        workers=args.workers,
-        reload=args.reload,
-        reload_dirs=[str(Path(__file__).parents[1])] if args.reload else None,
-        log_level=settings.log_level,
-        log_config=log_config(settings.log_level),
-        # uvicorn alone would believe X-Forwarded-* from 127.0.0.1 (or its own
-        # FORWARDED_ALLOW_IPS): only the proxies the setting names are trusted.
-        proxy_headers=bool(settings.forwarded_allow_ips.strip()),
-        forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
-        timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
-    )
+    with _metrics_served(settings, several=args.workers > 1 or args.reload):
+        uvicorn.run(
+            "entrypoints.http.app:create_app",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port if args.port is not None else settings.port,
+            workers=args.workers,
+            reload=args.reload,
+            reload_dirs=[str(Path(__file__).parents[1])] if args.reload else None,
+            log_level=settings.log_level,
+            log_config=log_config(settings.log_level, settings.log_format),
+            # taskhub.access replaces it: route templates, owner, duration.
+            access_log=False,
+            # uvicorn alone would believe X-Forwarded-* from 127.0.0.1 (or its
+            # own FORWARDED_ALLOW_IPS): only the proxies the setting names are.
+            proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+            forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
+        )
     return 0
 
 
@@ -88,6 +93,75 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
     for name, value, source in rows:
         print(f"{name.ljust(width[0])}  {value.ljust(width[1])}  {source}")
     return 0
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def _metrics_served(settings: Settings, *, several: bool) -> Iterator[None]:
+    """Metrics that add up over processes, and their own listener if asked for.
+
+    Several workers (or a listener in this parent process) need
+    prometheus-client's multiprocess mode: each process writes its values to
+    files in one directory, which a scrape adds up. Without a directory from
+    the environment, a private one is made here and removed at exit. Set before
+    the workers start: prometheus-client reads it once, when imported.
+    """
+    separate = bool(settings.metrics_address)
+    if not settings.metrics or not (several or separate):
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get(MULTIPROC_ENV):
+            directory = tempfile.mkdtemp(prefix="taskhub-metrics-")
+            stack.callback(shutil.rmtree, directory, ignore_errors=True)
+            stack.enter_context(_removed_on_sigterm(directory))
+            os.environ[MULTIPROC_ENV] = directory
+            stack.callback(os.environ.pop, MULTIPROC_ENV, None)
+        if separate:
+            stack.callback(_listen_for_scrapes(settings.metrics_address))
+        yield
+
+
+@contextlib.contextmanager
+def _removed_on_sigterm(directory: str) -> Iterator[None]:
+    """Remove `directory` also when SIGTERM ends the process.
+
+    A single uvicorn process re-raises the SIGTERM it stopped on, once it has
+    restored the handlers it found: this one, which removes the directory and
+    then lets the signal end the process as before.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def remove_then_die(signum: int, frame: object) -> None:
+        shutil.rmtree(directory, ignore_errors=True)
+        signal.signal(signum, previous)
+        signal.raise_signal(signum)
+
+    signal.signal(signal.SIGTERM, remove_then_die)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _listen_for_scrapes(address: str) -> Callable[[], None]:
+    """Serve /metrics (every path, in fact) at `address`; return how to stop."""
+    from prometheus_client import start_http_server
+
+    from entrypoints.http.metrics import shared_registry
+
+    host, _, port = address.rpartition(":")
+    server, thread = start_http_server(
+        int(port), addr=host.strip("[]") or "127.0.0.1", registry=shared_registry()
+    )
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join()
+
+    return stop
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:

@@ -70,6 +70,24 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="The least severe log records written."
     )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        description="How `taskhub serve` writes log lines to stderr: `json` (one "
+        "JSON object a line, for collectors), `console` (for people), or `auto`: "
+        "console when stderr is a terminal, else JSON.",
+    )
+    metrics: bool = Field(
+        True,
+        description="Count requests, latency, requests in flight and database "
+        "pool use for Prometheus; false to switch metrics off (no /metrics).",
+    )
+    metrics_address: str = Field(
+        "",
+        pattern=r"^$|^.*:\d{1,5}$",
+        description="Empty: serve metrics at /metrics on the API's own port (no "
+        "token, no rate limit). `host:port`: `taskhub serve` serves them there "
+        "instead, from its parent process, and the API port has no /metrics.",
+    )
 
     auth: Literal["required", "disabled"] = Field(
         "required",

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from entrypoints.logs import ACCESS_LOGGER
+
 TASKHUB = str(Path(sys.executable).with_name("taskhub"))
 STARTUP_DEADLINE = 30.0  # seconds; a bound on failure, not a timing requirement
 EXIT_DEADLINE = 20.0
@@ -118,4 +120,4 @@ def serve(env: dict[str, str], log: Path, *args: str) -> Iterator[Served]:
 def log_problems(log: Path) -> str:
     """A server's log without its access lines: warnings, errors, tracebacks."""
     lines = log.read_text(errors="replace").splitlines()
-    return "\n".join(line for line in lines if " uvicorn.access " not in line)
+    return "\n".join(line for line in lines if ACCESS_LOGGER not in line)

@@ -5,7 +5,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import FastAPI
 
@@ -16,24 +16,40 @@ from entrypoints.http.cursors import Cursors, Paging
 from entrypoints.http.errors import add_error_handlers
 from entrypoints.http.middleware import install_middleware
 from entrypoints.http.routes import health, projects, tasks
+from entrypoints.http.tracing import install_tracing
 from entrypoints.schema import schema_problem
 from entrypoints.settings import Settings
+
+if TYPE_CHECKING:
+    from entrypoints.http.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 FIRST_USER: Final = "admin"
+METRICS_PATH: Final = "/metrics"
 
 
-def create_app(container: Container | None = None) -> FastAPI:
-    """Build the app around `container` (by default one wired from the settings)."""
+def create_app(
+    container: Container | None = None, *, span_exporter: Any = None
+) -> FastAPI:
+    """Build the app around `container` (by default one wired from the settings).
+
+    `span_exporter` receives the traces instead of the exporter the OTEL_*
+    variables name (for tests).
+    """
     container = container or build_container()
 
     settings = Settings.model_validate(container.config())
+    metrics = _metrics(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.backend == "sql":
-            problem = await schema_problem(container.engine())
+        engine = container.engine() if settings.backend == "sql" else None
+        if metrics is not None and engine is not None:
+            metrics.watch_pool(engine)
+        stop_tracing = trace_sql(engine) if trace_sql is not None else None
+        if engine is not None:
+            problem = await schema_problem(engine)
             if problem is not None:
                 raise RuntimeError(problem)
         app.state.paging = Paging(
@@ -43,6 +59,12 @@ def create_app(container: Container | None = None) -> FastAPI:
         if settings.auth == "required" and settings.first_token_file:
             await _first_user(container, Path(settings.first_token_file))
         yield
+        if stop_tracing is not None:
+            stop_tracing()
+        if metrics is not None:
+            from entrypoints.http.metrics import process_stopped
+
+            process_stopped()
         if container.engine.initialized:
             await container.engine().dispose()
 
@@ -53,13 +75,32 @@ def create_app(container: Container | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.container = container
-    install_middleware(app, settings, unlimited=health.PATHS)
+    install_middleware(
+        app, settings, unlimited=health.PATHS | {METRICS_PATH}, metrics=metrics
+    )
     add_error_handlers(app)
     app.include_router(health.router)
     app.include_router(tasks.router)
     app.include_router(projects.router)
+    if metrics is not None and not settings.metrics_address:
+        # No token: scrapers rarely have one; operators keep it from the public
+        # at the proxy, or serve it on a separate address (README).
+        app.add_route(
+            METRICS_PATH, metrics.endpoint, methods=["GET"], include_in_schema=False
+        )
     app.openapi = lambda: openapi.polish(FastAPI.openapi(app))  # type: ignore[method-assign]
+    trace_sql = install_tracing(app, os.environ, span_exporter)
     return app
+
+
+def _metrics(settings: Settings) -> "Metrics | None":
+    if not settings.metrics:
+        return None
+    # Imported here, not above: without metrics a worker carries no
+    # prometheus-client.
+    from entrypoints.http.metrics import Metrics
+
+    return Metrics()
 
 
 async def _cursor_secret(container: Container, settings: Settings) -> bytes:

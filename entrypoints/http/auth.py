@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from application.identity import IdentityService
 from domain.errors import Unauthenticated
 from entrypoints.container import Container
+from entrypoints.http.middleware import OWNER_ID
 from entrypoints.http.provide import Provide
 
 LOCAL_USER: Final = "local"
@@ -32,10 +33,14 @@ async def current_owner(
     # Set by the app's lifespan; without it, fail closed: a token is required.
     implicit_owner: int | None = getattr(request.app.state, "implicit_owner", None)
     if implicit_owner is not None:  # TASKHUB_AUTH=disabled
-        return implicit_owner
-    if credentials is None:
+        owner_id = implicit_owner
+    elif credentials is None:
         raise Unauthenticated()
-    return await identity.authenticate(credentials.credentials)
+    else:
+        owner_id = await identity.authenticate(credentials.credentials)
+    # For the access log, which runs outside the app: the scope is shared.
+    request.scope[OWNER_ID] = owner_id
+    return owner_id
 
 
 OwnerId = Annotated[int, Depends(current_owner)]

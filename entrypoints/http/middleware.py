@@ -1,19 +1,21 @@
-"""ASGI middleware around the app: request ids, rate limits, body size, security
-headers, CORS.
+"""ASGI middleware around the app: request ids, access log and metrics, rate
+limits, body size, security headers, CORS.
 
 Plain ASGI classes rather than BaseHTTPMiddleware: they run on every request,
 and only look at the scope and the response's start message.
 """
 
+import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints.http.errors import internal_error, problem
@@ -24,10 +26,28 @@ from entrypoints.http.ratelimit import (
     client_key,
     parse_limit,
 )
-from entrypoints.logs import current_request_id, request_id_from
+from entrypoints.logs import ACCESS_LOGGER, current_request_id, request_id_from
 from entrypoints.settings import Settings
 
+if TYPE_CHECKING:
+    from entrypoints.http.metrics import Metrics
+
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+# Where auth leaves the id of the user a request acts for, for the access log.
+OWNER_ID: Final = "taskhub.owner_id"
+
+# The route label of a path that no route matches: never the path itself, which
+# the client chooses (a secret in it would land in the log, and every distinct
+# path would be a new time series).
+UNMATCHED_ROUTE: Final = "<unmatched>"
+
+# Other methods are counted as one, for the same reason.
+_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+)
+
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 def with_headers(send: Send, headers: Mapping[str, str]) -> Send:
@@ -59,6 +79,91 @@ class RequestId:
         # Not reset when the app raised: the server's error handler, outside
         # every middleware, logs the error with the id still set.
         current_request_id.reset(token)
+
+
+class Observe:
+    """Write one access line per request, and count it in the metrics.
+
+    The line names the route template (`/tasks/{task_id}`), never the raw path,
+    query or body; the owner is the user auth resolved, or null. It runs inside
+    RequestId, so the line carries the request's id, and outside everything
+    else, so that a 429 or a 413 is logged and counted too.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: Sequence[BaseRoute],
+        metrics: "Metrics | None",
+    ) -> None:
+        self.app = app
+        self.routes = routes
+        self.metrics = metrics
+        self._leaves: list[BaseRoute] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts: the server answers a crash so
+
+        async def noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, noting_status)
+        finally:
+            seconds = time.perf_counter() - started
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            route = self._route_of(scope)
+            if metrics is not None:
+                metrics.in_flight.dec()
+                metrics.observe(method, route, status, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 3),
+                        "owner_id": scope.get(OWNER_ID),
+                    },
+                )
+
+    def _route_of(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            # Turned away before routing (429, 413): match as the router would.
+            for candidate in self._leaf_routes():
+                if candidate.matches(scope)[0] is not Match.NONE:
+                    route = candidate
+                    break
+        path = getattr(route, "path", None)
+        return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+    def _leaf_routes(self) -> list[BaseRoute]:
+        if self._leaves is None:  # the routes are all in place by the first call
+            self._leaves = list(_leaves_of(self.routes))
+        return self._leaves
+
+
+def _leaves_of(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes with a path, through FastAPI's included routers."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _leaves_of(included.routes)
+        elif isinstance(getattr(route, "path", None), str):
+            yield route
 
 
 class SecurityHeaders:
@@ -257,14 +362,19 @@ class UnhandledErrors:
 
 
 def install_middleware(
-    app: FastAPI, settings: Settings, *, unlimited: frozenset[str] = frozenset()
+    app: FastAPI,
+    settings: Settings,
+    *,
+    unlimited: frozenset[str] = frozenset(),
+    metrics: "Metrics | None" = None,
 ) -> None:
     """Wrap `app` in the middleware `settings` ask for.
 
     From the outside in: the request id, which every response and log line
-    carries; security headers (on everything, CORS preflights too);
-    CORS, so that a browser can read even a 429 or a 413; the rate limit, which
-    turns a client over budget away before its body is read, and still counts and
+    carries; the access log and metrics, which see every answer; security
+    headers (on everything, CORS preflights too); CORS, so that a browser can
+    read even a 429 or a 413; the rate limit, which turns a client over budget
+    away before its body is read, and still counts and
     labels requests refused as too large; the body size limit; and the 500
     renderer, so that a crash too passes through all of the above. CORS answers
     preflights itself, so they cost no budget and carry no RateLimit-* headers.
@@ -303,6 +413,7 @@ def install_middleware(
         )
     docs = (app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url)
     app.add_middleware(SecurityHeaders, docs_paths=frozenset(p for p in docs if p))
+    app.add_middleware(Observe, routes=app.router.routes, metrics=metrics)
     app.add_middleware(RequestId)
 
 
