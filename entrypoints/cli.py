@@ -33,6 +33,7 @@ def alembic_config(settings: Settings) -> "Config":
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = settings.database_url
+    config.attributes["pooler"] = settings.database_pooler
     return config
 
 
