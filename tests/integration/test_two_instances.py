@@ -251,19 +251,3 @@ def test_without_redis_each_instance_counts_its_own_rate_limit(
         for served in (a, b):
             answer = httpx.get(f"{served.base_url}/tasks", headers=headers)
             assert answer.status_code == 429
-
-
-def test_several_workers_without_redis_warn_that_each_counts_alone(
-    tmp_path: Path,
-) -> None:
-    env = environment(
-        f"sqlite:///{tmp_path}/taskhub.db",
-        first_token_file="",
-        rate_limit="100/minute",
-        redis_url="",
-    )
-    taskhub(env, "db", "upgrade")
-    with serve(env, tmp_path / "serve.log", "--workers", "2") as served:
-        assert "each of the 2 workers counts" in served.log()
-    with serve(env, tmp_path / "one.log") as served:
-        assert "counts TASKHUB_RATE_LIMIT" not in served.log()
