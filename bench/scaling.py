@@ -151,17 +151,71 @@ def run(
     return results
 
 
+async def _unit_latency(url: str, pooler: str, units: int) -> dict[str, Any]:
+    """Median time of one read-only and one writing unit of work, in sequence:
+    what the pooler setting costs per unit, away from HTTP."""
+    import sqlalchemy as sa
+
+    from entrypoints.container import build_container
+    from entrypoints.settings import Settings
+
+    container = build_container(
+        Settings(database_url=url, database_pooler=pooler, database_pool_size=1)
+    )
+    reads, writes = [], []
+    statement = sa.select(sa.func.count()).select_from(sa.text("users"))
+    try:
+        for _ in range(units):
+            started = time.perf_counter()
+            async with container.read_session_factory()() as session:
+                await session.execute(statement)
+            reads.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            async with container.session_factory()() as session:
+                await session.execute(sa.text("UPDATE users SET name = name"))
+                await session.commit()
+            writes.append(time.perf_counter() - started)
+    finally:
+        await container.engine().dispose()
+    return {
+        "read_unit_ms": round(statistics.median(reads) * 1000, 2),
+        "write_unit_ms": round(statistics.median(writes) * 1000, 2),
+    }
+
+
+def units(server: str, count: int, bouncer_pool: int) -> list[dict[str, Any]]:
+    results = []
+    with ExitStack() as stack:
+        direct_url = stack.enter_context(fresh_postgres_database(server))
+        bouncer = stack.enter_context(pgbouncer(direct_url, pool_size=bouncer_pool))
+        for through, url, pooler in (
+            ("direct", direct_url, "none"),
+            ("direct", direct_url, POOLER),
+            ("pgbouncer", bouncer.url_for(direct_url), POOLER),
+        ):
+            result = asyncio.run(_unit_latency(url, pooler, count))
+            results.append({"through": through, "pooler": pooler, **result})
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--pool-size", type=int, default=10)
     parser.add_argument("--bouncer-pool", type=int, default=4)
+    parser.add_argument(
+        "--units", type=int, default=0, help="time N units of work in sequence instead"
+    )
     args = parser.parse_args()
     server = os.environ.get("TEST_DATABASE_URL")
     if not server:
         sys.exit("Set TEST_DATABASE_URL to a PostgreSQL server (admin URL).")
     server = server.replace("postgresql://", "postgresql+asyncpg://", 1)
+    if args.units:
+        for result in units(server, args.units, args.bouncer_pool):
+            print(json.dumps(result))
+        return
     for result in run(
         server, args.seconds, args.clients, args.pool_size, args.bouncer_pool
     ):
