@@ -91,11 +91,11 @@ logfile = {directory}/pgbouncer.log
     )
     command = [binary, str(directory / "pgbouncer.ini")]
     if os.geteuid() == 0:  # "PgBouncer should not run as root"
-        account = pwd.getpwnam("postgres")
+        account = _unprivileged_account()
         os.chown(directory, account.pw_uid, account.pw_gid)
         for path in directory.iterdir():
             os.chown(path, account.pw_uid, account.pw_gid)
-        command = ["runuser", "-u", "postgres", "--", *command]
+        command = ["runuser", "-u", account.pw_name, "--", *command]
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
@@ -114,6 +114,16 @@ logfile = {directory}/pgbouncer.log
             process.kill()
             process.wait()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _unprivileged_account() -> pwd.struct_passwd:
+    """PostgreSQL's system user where the server is installed, else nobody."""
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError("pgbouncer refuses root, and there is no user to run it as")
 
 
 def _wait_until_listening(
