@@ -61,11 +61,12 @@ def create_engine(
 def pooler_connect_args() -> dict[str, Any]:
     """asyncpg's arguments for PgBouncer in transaction pooling mode.
 
-    Named prepared statements live in a server connection, and PgBouncer (before
-    1.21, or without max_prepared_statements) lets many clients take turns on one:
-    a statement cached by one client is missing for it on the next connection it
-    gets, and the names asyncpg counts up (__asyncpg_stmt_1__...) clash with the
-    other clients'. So nothing is cached, and every statement gets a fresh name.
+    Prepared statements live in a server connection, and PgBouncer (before 1.21,
+    or without max_prepared_statements) lets many clients take turns on each:
+    a statement a client cached is missing on the next server connection it gets,
+    and the names asyncpg counts up per process (__asyncpg_stmt_1__...) clash
+    with those another process left there. So nothing is cached, and every
+    statement gets a name no other process uses.
     """
     return {
         "statement_cache_size": 0,
