@@ -56,8 +56,8 @@ def _binary() -> str:
     found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
     if found is None:
         reason = "no pgbouncer binary (Debian: apt-get install pgbouncer)"
-        if postgres_required() and through_pgbouncer():
-            pytest.fail(f"TEST_THROUGH_PGBOUNCER=1 but {reason}", pytrace=False)
+        if postgres_required():
+            pytest.fail(f"TASKHUB_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
         pytest.skip(reason)
     return found
 
