@@ -49,6 +49,7 @@ def alembic_config(settings: Settings) -> "Config":
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = settings.database_url
+    config.attributes["pooler"] = settings.database_pooler
     return config
 
 
@@ -65,6 +66,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.backend == "memory" and args.workers > 1:
         print("memory:// keeps data per process; use one worker.", file=sys.stderr)
         return 2
+    if args.workers > 1 and settings.rate_limit.strip() and not settings.redis_url:
+        print(
+            f"Warning: without TASKHUB_REDIS_URL each of the {args.workers} workers "
+            f"counts TASKHUB_RATE_LIMIT={settings.rate_limit} on its own, so a "
+            f"client may make up to {args.workers} times as many requests.",
+            file=sys.stderr,
+        )
     with _metrics_served(settings, several=args.workers > 1 or args.reload):
         uvicorn.run(
             "entrypoints.http.app:create_app",

@@ -41,11 +41,17 @@ class Container(containers.DeclarativeContainer):
 
     # Created on first use; the app's lifespan disposes it if it was created.
     engine = providers.Resource(
-        create_engine, url=config.database_url, options=config.engine_options
+        create_engine,
+        url=config.database_url,
+        options=config.engine_options,
+        pooler=config.database_pooler,
+        statement_timeout_ms=config.statement_timeout_ms,
     )
-    session_factory = providers.Singleton(create_session_factory, engine)
+    session_factory = providers.Singleton(
+        create_session_factory, engine, pooler=config.database_pooler
+    )
     read_session_factory = providers.Singleton(
-        create_session_factory, engine, read_only=True
+        create_session_factory, engine, read_only=True, pooler=config.database_pooler
     )
     memory_store = providers.Singleton(InMemoryStore)
 

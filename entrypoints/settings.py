@@ -24,6 +24,8 @@ ENV_FILE: Final = ".env"
 
 SQLITE_POOL_SIZE: Final = 5
 
+Pooler = Literal["none", "pgbouncer-transaction"]
+
 
 class Settings(BaseSettings):
     """Everything configurable, read from TASKHUB_* environment variables (and
@@ -49,6 +51,33 @@ class Settings(BaseSettings):
         ge=1,
         description="PostgreSQL connections per worker process: a fixed pool, "
         "a request waits for a free one (see database_pool_timeout).",
+    )
+    database_max_overflow: int = Field(
+        0,
+        ge=0,
+        description="Connections a worker may open beyond database_pool_size in a "
+        "burst, closed again when returned. 0: a burst waits for the fixed pool "
+        "rather than costing PostgreSQL a new backend and the request a handshake.",
+    )
+    database_pool_pre_ping: bool = Field(
+        False,
+        description="Ask the server (a round trip) whether a pooled connection is "
+        "alive before each checkout. Off: a connection the server closed is "
+        "already dropped without a round trip; on for networks whose middleboxes "
+        "silently drop idle connections.",
+    )
+    database_pool_recycle: float = Field(
+        0,
+        ge=0,
+        description="Seconds after which a pooled connection is closed and "
+        "replaced at its next checkout; 0: never.",
+    )
+    database_pooler: Pooler = Field(
+        "none",
+        description="`pgbouncer-transaction` when TASKHUB_DATABASE_URL points at "
+        "PgBouncer in transaction pooling mode: no prepared statement is reused "
+        "or named twice, no session state is set, reads run in transactions and "
+        "the statement timeout is set per transaction (SET LOCAL).",
     )
     database_pool_timeout: float = Field(
         5.0,
@@ -197,23 +226,33 @@ class Settings(BaseSettings):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
+    def statement_timeout_ms(self) -> int:
+        """The statement timeout in whole milliseconds; 0 for none."""
+        if not self.database_statement_timeout:
+            return 0
+        return max(1, round(self.database_statement_timeout * 1000))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def engine_options(self) -> dict[str, object]:
         options: dict[str, object] = {"echo": self.database_echo}
         if self.database_url.startswith("postgresql"):
-            settings = {}
-            if self.database_statement_timeout:
-                timeout_ms = max(1, round(self.database_statement_timeout * 1000))
-                settings["statement_timeout"] = str(timeout_ms)
+            connect_args: dict[str, object] = {"timeout": self.database_connect_timeout}
+            if self.database_pooler == "none":
+                # Behind PgBouncer the engine sets it per transaction instead:
+                # PgBouncer refuses unknown startup parameters, and a session's
+                # setting would stay with a server connection others share.
+                settings = {}
+                if self.statement_timeout_ms:
+                    settings["statement_timeout"] = str(self.statement_timeout_ms)
+                connect_args["server_settings"] = settings
             options |= {
                 "pool_size": self.database_pool_size,
                 "pool_timeout": self.database_pool_timeout,
-                # A fixed pool: a connection opened for a burst and closed after
-                # it costs the server a process and the request a handshake.
-                "max_overflow": 0,
-                "connect_args": {
-                    "timeout": self.database_connect_timeout,
-                    "server_settings": settings,
-                },
+                "max_overflow": self.database_max_overflow,
+                "pool_pre_ping": self.database_pool_pre_ping,
+                "pool_recycle": self.database_pool_recycle or -1,
+                "connect_args": connect_args,
             }
         elif self.database_url.startswith("sqlite"):
             # Writers queue for SQLite's one lock whatever the pool, and each

@@ -11,6 +11,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from adapters.sqlalchemy.engine import PGBOUNCER_TRANSACTION, pooler_connect_args
 from adapters.sqlalchemy.tables import metadata, schema_filter
 
 config = context.config
@@ -44,8 +45,21 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
+def _connect_args() -> dict[str, object]:
+    pooler = config.attributes.get("pooler")
+    if pooler is None:
+        from entrypoints.settings import Settings
+
+        pooler = Settings().database_pooler
+    if pooler == PGBOUNCER_TRANSACTION and _url().startswith("postgresql"):
+        return pooler_connect_args()
+    return {}
+
+
 async def _run_online() -> None:
-    engine = create_async_engine(_url(), poolclass=pool.NullPool)
+    engine = create_async_engine(
+        _url(), poolclass=pool.NullPool, connect_args=_connect_args()
+    )
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

@@ -1,3 +1,4 @@
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -9,10 +10,35 @@ from httpx import ASGITransport, AsyncClient
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
 from entrypoints.settings import MEMORY_URL, Settings
-from tests.databases import fresh_postgres_database, migrate, postgres_server, run_sql
+from tests.databases import (
+    fresh_postgres_database,
+    migrate,
+    postgres_server,
+    route_service_urls,
+    run_sql,
+)
 from tests.fakes import TickingClock
+from tests.pgbouncer import POOLER, pgbouncer, through_pgbouncer
 
 BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _through_pgbouncer_when_asked() -> Iterator[None]:
+    """With TEST_THROUGH_PGBOUNCER=1, the service reaches every PostgreSQL database
+    of the run through one PgBouncer in transaction mode, with the setting for it
+    in the environment (so `taskhub` subprocesses inherit it too)."""
+    if not through_pgbouncer():
+        yield
+        return
+    with postgres_server() as server, pgbouncer(server) as bouncer:
+        os.environ["TASKHUB_DATABASE_POOLER"] = POOLER
+        route_service_urls(bouncer.url_for)
+        try:
+            yield
+        finally:
+            route_service_urls(None)
+            del os.environ["TASKHUB_DATABASE_POOLER"]
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,31 @@ from entrypoints.settings import Settings
 
 T = TypeVar("T")
 
+# With TEST_THROUGH_PGBOUNCER=1 (see tests/pgbouncer.py), how a database URL on
+# the server becomes the URL the service is given, and back, for admin work.
+_service_route: Callable[[str], str] | None = None
+_direct_urls: dict[str, str] = {}
+
+
+def route_service_urls(route: Callable[[str], str] | None) -> None:
+    """From now on, give the service `route(url)` instead of the server's `url`."""
+    global _service_route
+    _service_route = route
+
+
+def direct(url: str) -> str:
+    """The server's own URL for a URL the service was given: admin work, and the
+    tests' own look at the rows, go there (not through PgBouncer)."""
+    return _direct_urls.get(url, url)
+
+
+def _service_url(url: str) -> str:
+    if _service_route is None:
+        return url
+    routed = _service_route(url)
+    _direct_urls[routed] = url
+    return routed
+
 
 def in_thread(function: Callable[..., T], *args: Any) -> T:
     """Run blocking code that starts its own event loop away from pytest's loop."""
@@ -43,7 +68,7 @@ def migrate(url: str, revision: str = "head", *, down: bool = False) -> None:
 
 def run_sql(url: str, statement: str) -> None:
     """Run one statement outside any transaction (CREATE DATABASE, TRUNCATE...)."""
-    in_thread(asyncio.run, _autocommit(url, statement))
+    in_thread(asyncio.run, _autocommit(direct(url), statement))
 
 
 def postgres_required() -> bool:
@@ -114,7 +139,8 @@ def _create_database(server_url: str, name: str) -> None:
 
 @contextmanager
 def fresh_postgres_database(server_url: str, *, migrated: bool = True) -> Iterator[str]:
-    """A new database on the server (migrated to head), dropped again afterwards."""
+    """A new database on the server (migrated to head), dropped again afterwards;
+    its URL as the service is to use it (through PgBouncer if the run says so)."""
     name = f"taskhub_test_{uuid.uuid4().hex[:12]}"
     admin = make_url(server_url)
     try:
@@ -123,7 +149,7 @@ def fresh_postgres_database(server_url: str, *, migrated: bool = True) -> Iterat
         if postgres_required():
             pytest.fail(f"PostgreSQL at {admin.host}:{admin.port}: {error}")
         pytest.skip(f"PostgreSQL at {admin.host}:{admin.port} unreachable: {error}")
-    url = admin.set(database=name).render_as_string(hide_password=False)
+    url = _service_url(admin.set(database=name).render_as_string(hide_password=False))
     try:
         if migrated:
             migrate(url)

@@ -1,6 +1,6 @@
 """Records the SQL an engine sends and finds statements on owned tables that do
 not name their owner: each would be a multi-shard query once the tables are
-distributed by owner_id (docs/sharding.md).
+distributed by owner_id (docs/scaling.md).
 
 The SQL is parsed with sqlglot, not matched with patterns: SQLAlchemy nests a
 listing's stretches in UNION ALL subqueries and a count in a subquery, and

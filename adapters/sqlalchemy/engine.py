@@ -1,3 +1,4 @@
+import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -14,25 +15,79 @@ from sqlalchemy.orm import ORMExecuteState, Session
 # An execution option of the engine that read-only units of work use (SQLite).
 _READ_ONLY: Final = "taskhub_read_only"
 
+NO_POOLER: Final = "none"
+PGBOUNCER_TRANSACTION: Final = "pgbouncer-transaction"
 
-def create_engine(url: str, options: Mapping[str, Any] | None = None) -> AsyncEngine:
+
+def create_engine(
+    url: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    pooler: str = NO_POOLER,
+    statement_timeout_ms: int = 0,
+) -> AsyncEngine:
     """An engine for `url`; on SQLite, with the settings a concurrent server needs.
 
     PostgreSQL connections rest in autocommit. A unit of work that only reads then
     costs one round trip per statement, and the pool's pre-ping one round trip
     instead of three (BEGIN, ping, ROLLBACK); units of work that write open a
     READ COMMITTED transaction (see `create_session_factory`).
+
+    With `pooler` "pgbouncer-transaction" every statement runs in a transaction
+    instead, because PgBouncer may hand each transaction, and each statement
+    outside one, another server connection (see `pooler_connect_args`); the
+    statement timeout (which the caller otherwise sends as a startup setting) is
+    then set with SET LOCAL at the start of each transaction.
     """
     options = dict(options or {})
+    behind_pgbouncer = pooler == PGBOUNCER_TRANSACTION
     if make_url(url).get_backend_name() == "postgresql":
-        options.setdefault("isolation_level", "AUTOCOMMIT")
+        level = "READ COMMITTED" if behind_pgbouncer else "AUTOCOMMIT"
+        options.setdefault("isolation_level", level)
+        if behind_pgbouncer:
+            connect_args = dict(options.get("connect_args", {}))
+            options["connect_args"] = connect_args | pooler_connect_args()
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin)
     if engine.dialect.driver == "asyncpg":
         event.listen(engine.sync_engine.pool, "checkout", _discard_if_closed)
+        if behind_pgbouncer and statement_timeout_ms:
+            event.listen(engine.sync_engine, "begin", _timeout(statement_timeout_ms))
     return engine
+
+
+def pooler_connect_args() -> dict[str, Any]:
+    """asyncpg's arguments for PgBouncer in transaction pooling mode.
+
+    Prepared statements live in a server connection, and PgBouncer (before 1.21,
+    or without max_prepared_statements) lets many clients take turns on each:
+    a statement a client cached is missing on the next server connection it gets,
+    and the names asyncpg counts up per process (__asyncpg_stmt_1__...) clash
+    with those another process left there. So nothing is cached, and every
+    statement gets a name no other process uses.
+    """
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+    }
+
+
+def _unique_statement_name() -> str:
+    return f"__taskhub_{uuid.uuid4().hex}__"
+
+
+def _timeout(milliseconds: int) -> Any:
+    statement = f"SET LOCAL statement_timeout = {int(milliseconds)}"
+
+    def set_timeout(connection: Connection) -> None:
+        # LOCAL: it ends with the transaction, so it never stays behind on a
+        # server connection that PgBouncer then hands to another client.
+        connection.exec_driver_sql(statement)
+
+    return set_timeout
 
 
 def _discard_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -50,15 +105,21 @@ def _discard_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None
 
 
 def create_session_factory(
-    engine: AsyncEngine, *, read_only: bool = False
+    engine: AsyncEngine, *, read_only: bool = False, pooler: str = NO_POOLER
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions whose transactions can write, or, with `read_only`, only read.
 
     Read-only sessions run each statement on its own on PostgreSQL (autocommit,
     so no BEGIN and ROLLBACK round trips), and in a deferred transaction on
-    SQLite, which does not take the database's write lock.
+    SQLite, which does not take the database's write lock. Behind PgBouncer in
+    transaction mode they run in a READ ONLY transaction: a statement is prepared
+    and then executed, and only a transaction keeps both on one server connection.
     """
-    if engine.dialect.name == "postgresql":
+    if engine.dialect.name == "postgresql" and pooler == PGBOUNCER_TRANSACTION:
+        bind = engine.execution_options(
+            isolation_level="READ COMMITTED", postgresql_readonly=read_only
+        )
+    elif engine.dialect.name == "postgresql":
         level = "AUTOCOMMIT" if read_only else "READ COMMITTED"
         bind = engine.execution_options(isolation_level=level)
     else:

@@ -5,7 +5,7 @@ by name. `name_key` / `title_key` hold the casefolded text that uniqueness, `q`
 and sorting use, so every database compares text the way the domain does.
 
 The schema is shaped for sharding by owner (Citus's multi-tenant pattern, see
-docs/sharding.md): OWNED_TABLES hold one owner's rows each, every statement on
+docs/scaling.md): OWNED_TABLES hold one owner's rows each, every statement on
 them names the owner, and every primary key, unique constraint and foreign key
 on them includes owner_id. On PostgreSQL the primary keys of projects and tasks
 are (owner_id, id); SQLite keeps `id` alone as the primary key, because only an
@@ -224,7 +224,7 @@ idempotency_keys = sa.Table(
 )
 
 # The tables whose rows belong to one owner: distributed by owner_id on Citus.
-# users, api_tokens and service_secrets are reference tables (docs/sharding.md).
+# users, api_tokens and service_secrets are reference tables (docs/scaling.md).
 OWNED_TABLES: Final = frozenset({"projects", "tasks", "idempotency_keys"})
 # The primary key each owned table has on PostgreSQL: the owner leads.
 POSTGRESQL_PRIMARY_KEYS: Final = {

@@ -1,7 +1,7 @@
 """Primary keys (owner_id, id) for projects and tasks on PostgreSQL.
 
 Citus distributes a table only if its primary key and unique constraints include
-the distribution column; owner_id is ours (docs/sharding.md). Tasks' foreign key
+the distribution column; owner_id is ours (docs/scaling.md). Tasks' foreign key
 to their project, already (project_id, owner_id), now points at the new primary
 key, and projects' unique (id, owner_id), which it pointed at, goes.
 

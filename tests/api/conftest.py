@@ -24,7 +24,7 @@ async def container(
 ) -> AsyncIterator[Container]:
     """The container, every SQL statement its engine sends audited: a statement
     on an owned table that does not name the owner fails the test that caused
-    it (at teardown), as it would be a multi-shard query (docs/sharding.md)."""
+    it (at teardown), as it would be a multi-shard query (docs/scaling.md)."""
     if container.config.backend() != "sql":
         yield container
         return

@@ -18,11 +18,11 @@ from entrypoints.container import build_container
 from entrypoints.http.app import create_app
 from entrypoints.schema import MIGRATIONS
 from tests.conftest import test_settings
-from tests.databases import migrate
+from tests.databases import direct, migrate
 
 
 async def _inspect(url: str, look: Any) -> Any:
-    engine = create_async_engine(url)
+    engine = create_async_engine(direct(url))
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(look)
@@ -61,7 +61,7 @@ async def test_downgrading_to_base_removes_everything_and_upgrading_again_works(
 
 async def _insert_before_owners(url: str) -> None:
     """A project and a task as revision 0001 stored them."""
-    engine = create_async_engine(url)
+    engine = create_async_engine(direct(url))
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     if url.startswith("sqlite"):
         at = at.replace(tzinfo=None)  # SQLite stores naive UTC

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.values import Priority
-from tests.databases import fresh_postgres_database, postgres_server
+from tests.databases import direct, fresh_postgres_database, postgres_server
 from tests.served import (
     STARTUP_DEADLINE,
     Served,
@@ -337,7 +337,7 @@ async def _all_tasks(load: Load) -> dict[int, Any]:
 
 async def _rows(database_url: str) -> tuple[list[Any], list[Any]]:
     """The tasks and idempotency keys, straight from the database."""
-    engine = create_async_engine(database_url)
+    engine = create_async_engine(direct(database_url))
     try:
         async with engine.connect() as connection:
             tasks = await connection.execute(

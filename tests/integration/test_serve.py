@@ -92,3 +92,19 @@ def test_tokens_made_on_the_command_line_work_until_revoked(
     again = taskhub(env, "users", "create", "carol", check=False)
     assert again.returncode == 1
     assert "already exists" in again.stderr
+
+
+def test_several_workers_without_redis_warn_that_each_counts_alone(
+    tmp_path: Path,
+) -> None:
+    env = environment(
+        f"sqlite:///{tmp_path}/taskhub.db",
+        first_token_file="",
+        rate_limit="100/minute",
+        redis_url="",
+    )
+    taskhub(env, "db", "upgrade")
+    with serve(env, tmp_path / "serve.log", "--workers", "2") as served:
+        assert "each of the 2 workers counts" in served.log()
+    with serve(env, tmp_path / "one.log") as served:
+        assert "counts TASKHUB_RATE_LIMIT" not in served.log()

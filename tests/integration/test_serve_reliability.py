@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from entrypoints.logs import ACCESS_LOGGER
-from tests.databases import fresh_postgres_database, postgres_server
+from tests.databases import direct, fresh_postgres_database, postgres_server
 from tests.served import EXIT_DEADLINE, Served, environment, start, taskhub
 
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -250,7 +250,7 @@ async def test_sigterm_lets_a_write_blocked_on_postgresql_finish_before_exit(
         env = _environment(
             url, first_token_file=str(token_file), database_statement_timeout="30"
         )
-        engine = create_async_engine(url)
+        engine = create_async_engine(direct(url))
         try:
             with _serving(env, tmp_path / "serve.log") as (served,):
                 token = token_file.read_text()

@@ -1,4 +1,4 @@
-"""The migrated schema is one Citus could distribute by owner (docs/sharding.md)."""
+"""The migrated schema is one Citus could distribute by owner (docs/scaling.md)."""
 
 from typing import Any
 

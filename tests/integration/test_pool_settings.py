@@ -1,0 +1,93 @@
+"""The pool settings reach the engine and do what they say, on PostgreSQL."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from entrypoints.container import Container, build_container
+from tests.conftest import test_settings
+from tests.databases import direct
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def engine_with(
+    postgres_url: str,
+) -> AsyncIterator[Callable[..., Any]]:
+    """Builds the service's engine, straight to PostgreSQL, with some settings."""
+    made: list[Container] = []
+
+    def build(**settings: Any) -> Any:
+        container = build_container(
+            test_settings(direct(postgres_url), database_pooler="none", **settings)
+        )
+        made.append(container)
+        return container.engine()
+
+    yield build
+    for container in made:
+        if container.engine.initialized:
+            await container.engine().dispose()
+
+
+async def _pid(connection: AsyncConnection) -> int:
+    return int((await connection.execute(sa.select(sa.func.pg_backend_pid()))).scalar())
+
+
+async def test_max_overflow_lets_a_burst_open_connections_beyond_the_pool(
+    engine_with: Callable[..., Any],
+) -> None:
+    fixed = engine_with(database_pool_size=1, database_pool_timeout=0.2)
+    async with fixed.connect():
+        with pytest.raises(exc.TimeoutError):
+            async with fixed.connect():
+                pass
+    bursting = engine_with(
+        database_pool_size=1, database_max_overflow=1, database_pool_timeout=0.2
+    )
+    async with bursting.connect() as first, bursting.connect() as second:
+        assert await _pid(first) != await _pid(second)
+
+
+async def test_pre_ping_asks_the_server_before_handing_a_connection_out(
+    engine_with: Callable[..., Any], postgres_url: str
+) -> None:
+    """The last statement a pooled connection's backend ran, right after a
+    checkout: the ping (`;`) with pre-ping, the previous request's without."""
+    admin = create_async_engine(direct(postgres_url), isolation_level="AUTOCOMMIT")
+    last_query = sa.text("SELECT query FROM pg_stat_activity WHERE pid = :pid")
+    try:
+        seen = []
+        for pre_ping in (False, True):
+            engine = engine_with(database_pool_size=1, database_pool_pre_ping=pre_ping)
+            async with engine.connect() as connection:
+                pid = await _pid(connection)
+            async with engine.connect(), admin.connect() as observer:
+                found = await observer.execute(last_query, {"pid": pid})
+                seen.append(found.scalar())
+    finally:
+        await admin.dispose()
+    assert "pg_backend_pid" in seen[0]
+    assert seen[1] == ";"
+
+
+async def test_pool_recycle_replaces_a_connection_older_than_it(
+    engine_with: Callable[..., Any],
+) -> None:
+    pids = {}
+    for recycle in (0.0, 0.3):
+        engine = engine_with(database_pool_size=1, database_pool_recycle=recycle)
+        async with engine.connect() as connection:
+            first = await _pid(connection)
+        await asyncio.sleep(0.6)
+        async with engine.connect() as connection:
+            pids[recycle] = (first, await _pid(connection))
+    kept, recycled = pids[0.0], pids[0.3]
+    assert kept[0] == kept[1]
+    assert recycled[0] != recycled[1]
