@@ -40,6 +40,17 @@ def route_service_urls(route: Callable[[str], str] | None) -> None:
     _service_route = route
 
 
+@contextmanager
+def service_urls_routed(route: Callable[[str], str]) -> Iterator[None]:
+    """Within the block, route the service's URLs with `route` instead."""
+    global _service_route
+    previous, _service_route = _service_route, route
+    try:
+        yield
+    finally:
+        _service_route = previous
+
+
 def direct(url: str) -> str:
     """The server's own URL for a URL the service was given: admin work, and the
     tests' own look at the rows, go there (not through PgBouncer)."""

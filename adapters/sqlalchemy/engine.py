@@ -16,6 +16,9 @@ from sqlalchemy.orm import ORMExecuteState, Session
 _READ_ONLY: Final = "taskhub_read_only"
 
 NO_POOLER: Final = "none"
+# Seconds asyncpg waits beyond the statement timeout behind PgBouncer: the
+# server's own timeout, with its clearer error, should fire first.
+_CLIENT_TIMEOUT_MARGIN: Final = 1.0
 PGBOUNCER_TRANSACTION: Final = "pgbouncer-transaction"
 
 
@@ -46,7 +49,17 @@ def create_engine(
         options.setdefault("isolation_level", level)
         if behind_pgbouncer:
             connect_args = dict(options.get("connect_args", {}))
-            options["connect_args"] = connect_args | pooler_connect_args()
+            connect_args |= pooler_connect_args()
+            if statement_timeout_ms:
+                # The server's statement timeout starts only once a statement
+                # reaches PostgreSQL. While PostgreSQL is down, PgBouncer holds
+                # each statement in its queue instead (query_wait_timeout, two
+                # minutes by default) and the request would hang that long:
+                # asyncpg gives up on its own a little after the server would.
+                connect_args["command_timeout"] = (
+                    statement_timeout_ms / 1000 + _CLIENT_TIMEOUT_MARGIN
+                )
+            options["connect_args"] = connect_args
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite)

@@ -8,6 +8,7 @@ test runs on a database of its own on the shared server.
 """
 
 import asyncio
+import contextlib
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -22,7 +23,13 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from entrypoints.settings import Settings
-from tests.databases import fresh_postgres_database, postgres_server
+from tests.databases import (
+    direct,
+    fresh_postgres_database,
+    postgres_server,
+    service_urls_routed,
+)
+from tests.pgbouncer import pgbouncer, through_pgbouncer
 from tests.served import environment, serve
 from tests.throwaway_postgres import ShutdownMode, ThrowawayPostgres, throwaway_postgres
 
@@ -80,10 +87,29 @@ def cluster() -> Iterator[ThrowawayPostgres]:
         yield cluster
 
 
+@pytest.fixture(scope="module")
+def routed(cluster: ThrowawayPostgres) -> Iterator[Callable[[str], str] | None]:
+    """How the service reaches the cluster: straight, or, in a run through
+    PgBouncer, through a PgBouncer of the cluster's own (the run's fronts the
+    machine's server), which stays up while PostgreSQL behind it goes down."""
+    if not through_pgbouncer():
+        yield None
+        return
+    with pgbouncer(cluster.url) as bouncer:
+        yield bouncer.url_for
+
+
 @pytest.fixture
-def service(cluster: ThrowawayPostgres, tmp_path: Path) -> Iterator[Service]:
+def service(
+    cluster: ThrowawayPostgres,
+    routed: Callable[[str], str] | None,
+    tmp_path: Path,
+) -> Iterator[Service]:
     server_url = Settings(database_url=cluster.url).database_url
-    with fresh_postgres_database(server_url) as url:
+    with contextlib.ExitStack() as stack:
+        if routed is not None:
+            stack.enter_context(service_urls_routed(routed))
+        url = stack.enter_context(fresh_postgres_database(server_url))
         try:
             with served(url, tmp_path) as service:
                 yield service
@@ -124,7 +150,7 @@ async def until_ok(
 
 async def connect(url: str) -> Any:
     """A direct asyncpg connection (an administrator's, beside the service)."""
-    plain = make_url(url).set(drivername="postgresql")
+    plain = make_url(direct(url)).set(drivername="postgresql")
     return await asyncpg.connect(plain.render_as_string(hide_password=False))
 
 
