@@ -10,8 +10,12 @@ run: $(VENV)/.installed  ## apply migrations to the SQLite file and serve on :80
 	$(BIN)/taskhub db upgrade
 	$(BIN)/taskhub serve
 
+# Test processes (pytest-xdist). Each runs its own servers and databases, so
+# keep it low: PostgreSQL's default max_connections is 100.
+TEST_WORKERS ?= 2
+
 test: lint  ## lint, type-check, check layers, then the whole test suite
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
