@@ -6,9 +6,9 @@ anything is stored, then stored in one transaction: all of it or none.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from application.loading import LineRejected
 from application.ports import (
@@ -69,6 +69,12 @@ class TaskRecord:
 
 Record = ProjectRecord | TaskRecord
 
+# Each kind's fields in file order, but the owner: what an entity gives a record.
+PROJECT_FIELDS: Final = tuple(
+    f.name for f in fields(ProjectRecord) if f.name != "owner"
+)
+TASK_FIELDS: Final = tuple(f.name for f in fields(TaskRecord) if f.name != "owner")
+
 Line = tuple[int, Record | DomainError]
 """A record and the line it starts on, or why that line holds no record."""
 
@@ -93,35 +99,16 @@ def _ignore(count: int) -> None:
 
 
 def project_record(project: Project, owner: str | None) -> ProjectRecord:
-    assert project.id is not None
-    return ProjectRecord(
-        id=project.id,
-        name=project.name,
-        description=project.description,
-        archived=project.archived,
-        created_at=project.created_at,
-        updated_at=project.updated_at,
-        version=project.version,
-        owner=owner,
-    )
+    return ProjectRecord(**_fields_of(project, PROJECT_FIELDS), owner=owner)
 
 
 def task_record(task: Task, owner: str | None) -> TaskRecord:
-    assert task.id is not None
-    return TaskRecord(
-        id=task.id,
-        title=task.title,
-        description=task.description,
-        done=task.done,
-        completed_at=task.completed_at,
-        priority=task.priority,
-        due_date=task.due_date,
-        project_id=task.project_id,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-        version=task.version,
-        owner=owner,
-    )
+    return TaskRecord(**_fields_of(task, TASK_FIELDS), owner=owner)
+
+
+def _fields_of(entity: Project | Task, names: tuple[str, ...]) -> dict[str, Any]:
+    assert entity.id is not None
+    return {name: getattr(entity, name) for name in names}
 
 
 class Exporter:

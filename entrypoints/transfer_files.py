@@ -26,35 +26,20 @@ from pydantic import (
     ValidationError,
 )
 
-from application.transfer import Line, ProjectRecord, Record, TaskRecord
+from application.transfer import (
+    PROJECT_FIELDS,
+    TASK_FIELDS,
+    Line,
+    ProjectRecord,
+    Record,
+    TaskRecord,
+)
 from domain.errors import InvalidValue
 from domain.values import Priority
 
 Format = Literal["jsonl", "csv"]
 FORMATS: Final[tuple[Format, ...]] = ("jsonl", "csv")
 
-PROJECT_FIELDS: Final = (
-    "id",
-    "name",
-    "description",
-    "archived",
-    "created_at",
-    "updated_at",
-    "version",
-)
-TASK_FIELDS: Final = (
-    "id",
-    "title",
-    "description",
-    "done",
-    "completed_at",
-    "priority",
-    "due_date",
-    "project_id",
-    "created_at",
-    "updated_at",
-    "version",
-)
 COLUMNS: Final = (
     "kind",
     "owner",
