@@ -4,10 +4,10 @@ effect (with secrets masked) for `taskhub config show`."""
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
+from dotenv import dotenv_values
 from pydantic import SecretStr, ValidationError
 
 from entrypoints.settings import ENV_FILE, Settings
@@ -56,16 +56,8 @@ def effective(settings: Settings) -> Iterator[tuple[str, str, str]]:
 
 
 def _dotenv() -> set[str]:
-    """The names `.env` sets; its values are pydantic-settings' business."""
-    path = Path(ENV_FILE)
-    if not path.is_file():
-        return set()
-    names = set()
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        name, equals, _ = line.strip().removeprefix("export ").partition("=")
-        if equals and not name.startswith("#"):
-            names.add(name.strip().upper())
-    return names
+    """The names `.env` sets, read as pydantic-settings reads it (python-dotenv)."""
+    return {name.upper() for name in dotenv_values(ENV_FILE)}
 
 
 def _shown(field: str, value: object) -> str:
