@@ -9,6 +9,7 @@ from adapters.memory import (
     InMemoryUnitOfWork,
     random_secret,
 )
+from adapters.sqlalchemy.driver import DriverReads
 from adapters.sqlalchemy.engine import create_engine, create_session_factory
 from adapters.sqlalchemy.idempotency import SqlAlchemyIdempotencyStore
 from adapters.sqlalchemy.secrets import read_secret
@@ -53,6 +54,13 @@ class Container(containers.DeclarativeContainer):
     read_session_factory = providers.Singleton(
         create_session_factory, engine, read_only=True, pooler=config.database_pooler
     )
+    # Read-only units of work of tasks, projects and tokens: the hot reads.
+    driver_reads = providers.Singleton(
+        DriverReads,
+        engine,
+        pooler=config.database_pooler,
+        statement_timeout_ms=config.statement_timeout_ms,
+    )
     memory_store = providers.Singleton(InMemoryStore)
 
     # Called with owner_id=... (and read_only=...): each unit of work sees one
@@ -62,7 +70,7 @@ class Container(containers.DeclarativeContainer):
         sql=providers.Factory(
             SqlAlchemyUnitOfWork,
             session_factory=session_factory,
-            read_session_factory=read_session_factory,
+            read_session_factory=driver_reads,
         ),
         memory=providers.Factory(InMemoryUnitOfWork, store=memory_store),
     )
@@ -71,7 +79,7 @@ class Container(containers.DeclarativeContainer):
         sql=providers.Factory(
             SqlAlchemyIdentityUnitOfWork,
             session_factory=session_factory,
-            read_session_factory=read_session_factory,
+            read_session_factory=driver_reads,
         ),
         memory=providers.Factory(InMemoryIdentityUnitOfWork, store=memory_store),
     )

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from adapters.sqlalchemy.driver import DriverSession
 from adapters.sqlalchemy.mapping import (
     TASK_COLUMNS,
     ConstraintErrors,
@@ -51,6 +52,8 @@ from domain.users import ApiToken, User
 from domain.values import search_key
 
 E = TypeVar("E", Task, Project)
+# A unit of work's session, or a read-only one's reads on the driver.
+Statements = AsyncSession | DriverSession
 INT64_MAX = 2**63 - 1
 
 # A project deleted between the use case's checks and a bulk insert, or a
@@ -153,10 +156,14 @@ class _SqlAlchemyRepository(Generic[E]):
     _table: ClassVar[sa.Table]
     _kind: ClassVar[str]
 
-    def __init__(self, session: AsyncSession, owner_id: int) -> None:
+    def __init__(self, session: Statements, owner_id: int) -> None:
         self._session = session
         self._owner_id = owner_id
-        self._mine = self._table.c.owner_id == owner_id
+
+    @property
+    def _mine(self) -> sa.ColumnElement[bool]:
+        # Built when asked for: a get, the hottest statement, does without.
+        return self._table.c.owner_id == self._owner_id
 
     async def add(self, entity: E) -> None:
         table = self._table
@@ -212,7 +219,7 @@ class _SqlAlchemyRepository(Generic[E]):
             result = await self._session.execute(statement)
         except IntegrityError as error:
             raise_for_constraint(error, self._constraint_errors(entity))
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if result.rowcount != 1:  # type: ignore[union-attr]
             raise ConcurrentUpdate(self._kind, entity.id)
 
     async def remove(self, entity_id: int, expected_version: int | None = None) -> bool:
@@ -224,8 +231,8 @@ class _SqlAlchemyRepository(Generic[E]):
             result = await self._session.execute(statement)
         except IntegrityError as error:
             raise_for_constraint(error, self._removal_errors(entity_id))
-        if result.rowcount or expected_version is None:  # type: ignore[attr-defined]
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        if result.rowcount or expected_version is None:  # type: ignore[union-attr]
+            return bool(result.rowcount)  # type: ignore[union-attr]
         if await self.get(entity_id) is None:
             return False
         raise ConcurrentUpdate(self._kind, entity_id)
@@ -271,7 +278,7 @@ class _SqlAlchemyRepository(Generic[E]):
         return Page(
             items=[self._to_entity(row) for row in rows],
             total=await settle_total(query, len(rows), more, count),
-            next=None if last is None else Position(last._mapping[sort.name], last.id),
+            next=None if last is None else Position(getattr(last, sort.name), last.id),
         )
 
     def _to_row(self, entity: E) -> dict[str, Any]:
@@ -402,7 +409,7 @@ class SqlAlchemyProjectRepository(_SqlAlchemyRepository[Project]):
 
 
 class SqlAlchemyUserRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Statements) -> None:
         self._session = session
 
     async def add(self, user: User) -> None:
@@ -465,7 +472,7 @@ _FIND_TOKEN = sa.select(api_tokens).where(
 
 
 class SqlAlchemyTokenRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Statements) -> None:
         self._session = session
 
     async def add(self, token: ApiToken) -> None:

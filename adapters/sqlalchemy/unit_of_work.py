@@ -4,11 +4,13 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from adapters.sqlalchemy.driver import DriverReads
 from adapters.sqlalchemy.repositories import (
     SqlAlchemyProjectRepository,
     SqlAlchemyTaskRepository,
     SqlAlchemyTokenRepository,
     SqlAlchemyUserRepository,
+    Statements,
     advance_ids,
 )
 
@@ -16,21 +18,23 @@ from adapters.sqlalchemy.repositories import (
 class _SessionUnitOfWork:
     """One AsyncSession, hence one transaction, per unit of work.
 
-    A read-only one takes its session from `read_session_factory`, whose reads
-    cost less (see adapters.sqlalchemy.engine), and refuses to commit.
+    A read-only one takes its session from `read_session_factory`: a session
+    whose reads cost less (see adapters.sqlalchemy.engine), or DriverReads,
+    whose reads run on the driver (see adapters.sqlalchemy.driver). It refuses
+    to commit.
     """
 
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
-        read_session_factory: async_sessionmaker[AsyncSession],
+        read_session_factory: async_sessionmaker[AsyncSession] | DriverReads,
         read_only: bool = False,
     ) -> None:
         self._session_factory = read_session_factory if read_only else session_factory
         self.read_only = read_only
 
     async def __aenter__(self) -> Self:
-        self._session = self._session_factory()
+        self._session: Statements = self._session_factory()
         self._start(self._session)
         return self
 
@@ -48,7 +52,7 @@ class _SessionUnitOfWork:
             raise RuntimeError("A read-only unit of work cannot commit.")
         await self._session.commit()
 
-    def _start(self, session: AsyncSession) -> None:
+    def _start(self, session: Statements) -> None:
         raise NotImplementedError
 
 
@@ -58,14 +62,14 @@ class SqlAlchemyUnitOfWork(_SessionUnitOfWork):
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
-        read_session_factory: async_sessionmaker[AsyncSession],
+        read_session_factory: async_sessionmaker[AsyncSession] | DriverReads,
         owner_id: int,
         read_only: bool = False,
     ) -> None:
         super().__init__(session_factory, read_session_factory, read_only)
         self.owner_id = owner_id
 
-    def _start(self, session: AsyncSession) -> None:
+    def _start(self, session: Statements) -> None:
         self.tasks = SqlAlchemyTaskRepository(session, self.owner_id)
         self.projects = SqlAlchemyProjectRepository(session, self.owner_id)
 
@@ -73,7 +77,7 @@ class SqlAlchemyUnitOfWork(_SessionUnitOfWork):
 class SqlAlchemyIdentityUnitOfWork(_SessionUnitOfWork):
     """Users and their tokens."""
 
-    def _start(self, session: AsyncSession) -> None:
+    def _start(self, session: Statements) -> None:
         self.users = SqlAlchemyUserRepository(session)
         self.tokens = SqlAlchemyTokenRepository(session)
 
@@ -92,15 +96,29 @@ class SqlAlchemyTransferUnitOfWork(_SessionUnitOfWork):
     PostgreSQL it runs in REPEATABLE READ rather than a statement at a time.
     """
 
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        read_session_factory: async_sessionmaker[AsyncSession],
+        read_only: bool = False,
+    ) -> None:
+        super().__init__(session_factory, read_session_factory, read_only)
+
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        if self.read_only and self._session.get_bind().dialect.name == "postgresql":
-            await self._session.connection(
+        if self.read_only and self._transfer.get_bind().dialect.name == "postgresql":
+            await self._transfer.connection(
                 execution_options={"isolation_level": "REPEATABLE READ"}
             )
         return self
 
-    def _start(self, session: AsyncSession) -> None:
+    @property
+    def _transfer(self) -> AsyncSession:
+        # Both of its factories make sessions: an export reads one snapshot.
+        assert isinstance(self._session, AsyncSession)
+        return self._session
+
+    def _start(self, session: Statements) -> None:
         self.users = SqlAlchemyUserRepository(session)
 
     def owned_by(self, owner_id: int) -> SqlAlchemyOwnerData:
@@ -110,4 +128,4 @@ class SqlAlchemyTransferUnitOfWork(_SessionUnitOfWork):
         )
 
     async def advance_ids(self) -> None:
-        await advance_ids(self._session)
+        await advance_ids(self._transfer)

@@ -47,7 +47,12 @@ def create_app(
         engine = container.engine() if settings.backend == "sql" else None
         if metrics is not None and engine is not None:
             metrics.watch_pool(engine)
-        stop_tracing = trace_sql(engine) if trace_sql is not None else None
+        stop_tracing = None
+        if trace_sql is not None:
+            stop_tracing = trace_sql(engine)
+            # SQLAlchemy's instrumentation sees only statements that its
+            # session runs: traced reads go through it rather than the driver.
+            container.driver_reads.override(container.read_session_factory)
         if engine is not None:
             problem = await schema_problem(engine)
             if problem is not None:
@@ -61,6 +66,7 @@ def create_app(
         yield
         if stop_tracing is not None:
             stop_tracing()
+            container.driver_reads.reset_override()
         if metrics is not None:
             from entrypoints.http.metrics import process_stopped
 
@@ -73,6 +79,11 @@ def create_app(
         summary="Tasks and projects over REST.",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry hooks, off: taskhub traces with the
+        # instrumentation that OTEL_* switches on (entrypoints.http.tracing), and
+        # the hooks asked the global providers on every request whether they were
+        # configured, a tenth of a cheap request's time.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
     install_middleware(
