@@ -9,7 +9,7 @@ from adapters.memory import (
     InMemoryUnitOfWork,
     random_secret,
 )
-from adapters.sqlalchemy.driver import DriverReads
+from adapters.sqlalchemy.driver import Driver
 from adapters.sqlalchemy.engine import create_engine, create_session_factory
 from adapters.sqlalchemy.idempotency import SqlAlchemyIdempotencyStore
 from adapters.sqlalchemy.secrets import read_secret
@@ -54,13 +54,16 @@ class Container(containers.DeclarativeContainer):
     read_session_factory = providers.Singleton(
         create_session_factory, engine, read_only=True, pooler=config.database_pooler
     )
-    # Read-only units of work of tasks, projects and tokens: the hot reads.
-    driver_reads = providers.Singleton(
-        DriverReads,
+    # The units of work of tasks, projects and tokens, the hot path, run their
+    # statements on the driver rather than in a session.
+    driver = providers.Singleton(
+        Driver,
         engine,
         pooler=config.database_pooler,
         statement_timeout_ms=config.statement_timeout_ms,
     )
+    driver_sessions = driver.provided.writes
+    driver_read_sessions = driver.provided.reads
     memory_store = providers.Singleton(InMemoryStore)
 
     # Called with owner_id=... (and read_only=...): each unit of work sees one
@@ -69,8 +72,8 @@ class Container(containers.DeclarativeContainer):
         config.backend,
         sql=providers.Factory(
             SqlAlchemyUnitOfWork,
-            session_factory=session_factory,
-            read_session_factory=driver_reads,
+            session_factory=driver_sessions,
+            read_session_factory=driver_read_sessions,
         ),
         memory=providers.Factory(InMemoryUnitOfWork, store=memory_store),
     )
@@ -78,8 +81,8 @@ class Container(containers.DeclarativeContainer):
         config.backend,
         sql=providers.Factory(
             SqlAlchemyIdentityUnitOfWork,
-            session_factory=session_factory,
-            read_session_factory=driver_reads,
+            session_factory=driver_sessions,
+            read_session_factory=driver_read_sessions,
         ),
         memory=providers.Factory(InMemoryIdentityUnitOfWork, store=memory_store),
     )

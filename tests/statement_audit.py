@@ -8,7 +8,7 @@ every SELECT that reads an owned table must name the owner itself. A regular
 expression cannot tell which WHERE belongs to which FROM.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final
@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlglot import exp
 
+from adapters.sqlalchemy.driver import Driver
 from adapters.sqlalchemy.tables import (
     CROSS_OWNER,
     CROSS_OWNER_STATEMENTS,
@@ -144,11 +145,23 @@ class StatementAudit:
 
     statements: list[Statement] = field(default_factory=list)
 
-    def watch(self, engine: Engine) -> None:
+    def watch(self, engine: Engine, driver: Driver | None = None) -> Callable[[], None]:
+        """Record what `engine`'s sessions and `driver` send; returns the call
+        that stops recording."""
         event.listen(engine, "before_cursor_execute", self._record)
+        stop_driver = driver.observe(self._record_driven) if driver else None
 
-    def unwatch(self, engine: Engine) -> None:
-        event.remove(engine, "before_cursor_execute", self._record)
+        def unwatch() -> None:
+            event.remove(engine, "before_cursor_execute", self._record)
+            if stop_driver is not None:
+                stop_driver()
+
+        return unwatch
+
+    def _record_driven(
+        self, sql: str, dialect: str, options: Mapping[str, Any]
+    ) -> None:
+        self.statements.append(Statement(sql, dialect, options.get(CROSS_OWNER)))
 
     def _record(
         self,

@@ -1,61 +1,92 @@
-"""Read-only units of work run their statements on the driver's connection.
+"""Units of work of tasks, projects and tokens run their statements on the driver.
 
 SQLAlchemy's session and connection spend several hundred µs of Python on each
 statement (a greenlet switch, an execution context, the cursor adapter, result
-objects): more than everything else a cheap request does. So a read-only unit of
-work takes a connection from the engine's pool (its size, timeout, checkout check
-and disposal stay the engine's) and runs each statement on the driver, asyncpg or
+objects): more than everything else a cheap request does. So these units of work
+take a connection from the engine's pool (its size, timeout, checkout check and
+disposal stay the engine's) and run each statement on the driver, asyncpg or
 aiosqlite, itself. SQLAlchemy still builds and compiles each statement, once per
 shape, cached by its cache key as the engine's own cache does, and its column
-types still convert values both ways, so a read returns exactly what the session
-would.
+types still convert values both ways, so a statement returns exactly what the
+session would, and fails with the same SQLAlchemy errors.
 
-`DriverSession` stands in for the AsyncSession in the repositories' reads: its
-`execute` returns the few result methods they use, and refuses anything but a
-SELECT, as the read-only session does.
+Transactions are the ones the sessions had (see adapters.sqlalchemy.engine):
+- PostgreSQL: a read-only unit runs each statement on its own (autocommit), a
+  writing one in READ COMMITTED; behind PgBouncer in transaction mode every unit
+  runs in a transaction (READ ONLY for reads) that sets its statement timeout;
+- SQLite: reads in a deferred transaction (one snapshot, never waiting for a
+  writer), writes in BEGIN IMMEDIATE (the write lock up front).
+
+`DriverSession` stands in for the AsyncSession in the repositories: `execute`
+returns the few result methods they use.
 """
 
+import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import LRUCache, greenlet_spawn
 
 from adapters.sqlalchemy.engine import NO_POOLER, PGBOUNCER_TRANSACTION
 
 Processor = Callable[[Any], Any]
+# Told each statement before it runs: its SQL, dialect and execution options.
+Observer = Callable[[str, str, Mapping[str, Any]], None]
 
 _READ_ONLY_ERROR: Final = "A read-only unit of work cannot write."
+_COMPILED_SHAPES: Final = 500  # create_engine's query_cache_size default
 
 
 class _Compiled:
     """One statement shape compiled for one dialect, with its type conversions."""
 
-    __slots__ = ("binds", "compiled", "results", "row", "sql")
+    __slots__ = ("binds", "compiled", "expanding", "results", "row", "sql")
 
-    def __init__(self, statement: Any, key: Any, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect, cache_key=key)
-        if compiled.literal_execute_params or compiled.post_compile_params:
-            # IN (...) lists are expanded per execution; no read here uses one.
-            raise NotImplementedError("A driver read cannot expand parameters.")
+    def __init__(
+        self,
+        statement: Any,
+        key: Any,
+        dialect: Dialect,
+        column_keys: tuple[str, ...] | None = None,
+    ) -> None:
+        keys = list(column_keys) if column_keys is not None else None
+        compiled = statement.compile(dialect=dialect, cache_key=key, column_keys=keys)
+        self.expanding = bool(
+            compiled.literal_execute_params or compiled.post_compile_params
+        )
+        if self.expanding:
+            # An IN (...) list, rendered as one parameter per value: compiled
+            # for this execution alone, not cached.
+            compiled = statement.compile(
+                dialect=dialect,
+                column_keys=keys,
+                compile_kwargs={"render_postcompile": True},
+            )
         self.compiled = compiled
         self.sql: str = compiled.string
         self.binds = [
-            (name, _processor(compiled.binds[name].type, dialect, bind=True))
+            (name, _bind_processor(compiled, name, dialect))
             for name in compiled.positiontup or ()
         ]
-        columns = list(statement.selected_columns)
-        self.row: Any = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
-        results = [_processor(c.type, dialect, bind=False) for c in columns]
-        self.results: list[Processor | None] | None = results if any(results) else None
+        # A SELECT's columns, or an INSERT/UPDATE/DELETE's RETURNING ones.
+        columns = list(statement.exported_columns)
+        self.row: Any = None
+        self.results: list[Processor | None] | None = None
+        if columns:
+            self.row = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
+            results = [_processor(c.type, dialect, bind=False) for c in columns]
+            self.results = results if any(results) else None
 
     def values(self, key: Any, parameters: Mapping[str, Any] | None) -> list[Any]:
+        extracted = None if self.expanding else key.bindparams
         given = self.compiled.construct_params(
-            parameters, extracted_parameters=key.bindparams
+            parameters, extracted_parameters=extracted
         )
         return [
             given[name] if convert is None else convert(given[name])
@@ -75,6 +106,13 @@ class _Compiled:
         ]
 
 
+def _bind_processor(compiled: Any, name: str, dialect: Dialect) -> Processor | None:
+    bind = compiled.binds.get(name)
+    if bind is None:  # one value of an expanded IN list: plain values only
+        return None
+    return _processor(bind.type, dialect, bind=True)
+
+
 def _processor(type_: Any, dialect: Dialect, *, bind: bool) -> Processor | None:
     implementation = type_.dialect_impl(dialect)
     if bind:
@@ -82,15 +120,9 @@ def _processor(type_: Any, dialect: Dialect, *, bind: bool) -> Processor | None:
     return implementation.result_processor(dialect, None)  # type: ignore[no-any-return]
 
 
-class DriverReads:
-    """Per engine: the compiled statements, and a DriverSession per unit of work.
-
-    Behind PgBouncer in transaction mode a unit's statements run in one READ ONLY
-    transaction, with the statement timeout set in it (see adapters.sqlalchemy.
-    engine); on SQLite in one deferred transaction, so that a page and its count
-    see one snapshot and never wait for a writer. On PostgreSQL otherwise each
-    statement runs on its own, as the read-only session's did.
-    """
+class Driver:
+    """Per engine: the compiled statements, and a DriverSession per unit of work
+    (`reads()` for a read-only one, `writes()` for one that may write)."""
 
     def __init__(
         self,
@@ -101,26 +133,47 @@ class DriverReads:
     ) -> None:
         self._pool = engine.sync_engine.pool
         self._dialect = engine.dialect
-        self._compiled: dict[Any, _Compiled] = {}
+        # Shapes are few (filters, sorts, cursor stretches), but bounded anyway,
+        # as the engine's own compiled cache is.
+        self._compiled: LRUCache[Any, _Compiled] = LRUCache(_COMPILED_SHAPES)
+        self._observers: list[Observer] = []
         self.on_postgresql = engine.dialect.name == "postgresql"
-        self.begin: str | None = None
-        if not self.on_postgresql:
-            self.begin = "BEGIN"
-        elif pooler == PGBOUNCER_TRANSACTION:
-            self.begin = "BEGIN READ ONLY"
-            if statement_timeout_ms:
-                self.begin += (
-                    f"; SET LOCAL statement_timeout = {int(statement_timeout_ms)}"
-                )
+        self._read_begin: str | None = "BEGIN"
+        self._write_begin = "BEGIN IMMEDIATE"
+        if self.on_postgresql:
+            self._read_begin = None
+            self._write_begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
+            if pooler == PGBOUNCER_TRANSACTION:
+                timeout = int(statement_timeout_ms)
+                local = f"; SET LOCAL statement_timeout = {timeout}" if timeout else ""
+                self._read_begin = "BEGIN READ ONLY" + local
+                self._write_begin += local
 
-    def __call__(self) -> "DriverSession":
-        return DriverSession(self)
+    def reads(self) -> "DriverSession":
+        return DriverSession(self, self._read_begin, writes=False)
 
-    def compiled(self, statement: Any) -> tuple[_Compiled, Any]:
+    def writes(self) -> "DriverSession":
+        return DriverSession(self, self._write_begin, writes=True)
+
+    def observe(self, observer: Observer) -> Callable[[], None]:
+        """Tell `observer` of every statement from now on (as SQLAlchemy's
+        before_cursor_execute event does for a session's); returns the call
+        that stops it."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
+
+    def compiled(
+        self, statement: Any, column_keys: tuple[str, ...] | None = None
+    ) -> tuple[_Compiled, Any]:
         key = statement._generate_cache_key()
-        entry = self._compiled.get(key.key)
+        entry = self._compiled.get((key.key, column_keys))
         if entry is None:
-            entry = self._compiled[key.key] = _Compiled(statement, key, self._dialect)
+            entry = _Compiled(statement, key, self._dialect, column_keys)
+            if not entry.expanding:
+                self._compiled[key.key, column_keys] = entry
+        for observer in self._observers:
+            options = statement.get_execution_options()
+            observer(entry.sql, self._dialect.name, options)
         return entry, key
 
     async def checkout(self) -> PoolProxiedConnection:
@@ -128,81 +181,134 @@ class DriverReads:
 
 
 class DriverSession:
-    """A read-only unit of work's connection: taken at its first statement,
-    returned to the pool when the unit of work closes."""
+    """A unit of work's connection and transaction: the connection is taken and
+    the transaction begun at its first statement; `close` rolls back what was
+    not committed and returns the connection to the pool."""
 
-    def __init__(self, reads: DriverReads) -> None:
-        self._reads = reads
+    def __init__(self, driver: Driver, begin: str | None, *, writes: bool) -> None:
+        self._driver = driver
+        self._begin = begin
+        self._writes = writes
         self._pooled: PoolProxiedConnection | None = None
-        self._discarded = False
+        self._in_transaction = False
+
+    @property
+    def on_postgresql(self) -> bool:
+        return self._driver.on_postgresql
 
     async def execute(
-        self, statement: Any, parameters: Mapping[str, Any] | None = None
+        self,
+        statement: Any,
+        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
     ) -> "DriverResult":
-        if not getattr(statement, "is_select", False):
+        """Run `statement`; with a list of parameters, once for each (no rows)."""
+        if not (self._writes or getattr(statement, "is_select", False)):
             raise RuntimeError(_READ_ONLY_ERROR)
-        compiled, key = self._reads.compiled(statement)
+        if isinstance(parameters, Sequence):
+            await self._execute_many(statement, parameters)
+            return DriverResult([], rowcount=len(parameters))
+        compiled, key = self._driver.compiled(statement)
         values = compiled.values(key, parameters)
-        records = await self._fetch(compiled.sql, values)
-        return DriverResult(compiled.rows(records))
+        driver = await self._connection()
+        try:
+            if compiled.row is not None:
+                if self._driver.on_postgresql:
+                    records = await driver.fetch(compiled.sql, *values)
+                else:
+                    records = await driver.execute_fetchall(compiled.sql, values)
+                return DriverResult(compiled.rows(records))
+            if self._driver.on_postgresql:
+                status: str = await driver.execute(compiled.sql, *values)
+                return DriverResult([], rowcount=int(status.rpartition(" ")[2]))
+            cursor = await driver.execute(compiled.sql, values)
+            rowcount = cursor.rowcount
+            await cursor.close()
+            return DriverResult([], rowcount=rowcount)
+        except BaseException as error:
+            raise self._failed(compiled.sql, error) from error
 
-    async def connection(self) -> NoReturn:
-        raise RuntimeError(_READ_ONLY_ERROR)
+    async def _execute_many(
+        self, statement: Any, parameters: Sequence[Mapping[str, Any]]
+    ) -> None:
+        if not parameters:
+            return
+        compiled, key = self._driver.compiled(statement, tuple(parameters[0]))
+        values = [compiled.values(key, each) for each in parameters]
+        driver = await self._connection()
+        try:
+            await driver.executemany(compiled.sql, values)
+        except BaseException as error:
+            raise self._failed(compiled.sql, error) from error
 
-    async def commit(self) -> NoReturn:
-        raise RuntimeError(_READ_ONLY_ERROR)
+    async def driver_connection(self) -> Any:
+        """The driver's connection, in this unit of work's transaction (COPY)."""
+        return await self._connection()
+
+    async def commit(self) -> None:
+        if not self._writes:
+            raise RuntimeError(_READ_ONLY_ERROR)
+        if self._in_transaction:
+            await self._run("COMMIT")
+            self._in_transaction = False
 
     async def close(self) -> None:
-        pooled, self._pooled = self._pooled, None
+        pooled = self._pooled
         if pooled is None:
             return
         try:
-            if self._reads.begin is not None and not self._discarded:
-                await self._run(pooled, "ROLLBACK")
+            if self._in_transaction:
+                await self._run("ROLLBACK")
         finally:
+            self._pooled = None
             await greenlet_spawn(pooled.close)
 
-    async def _fetch(self, sql: str, values: list[Any]) -> Sequence[Sequence[Any]]:
-        pooled = self._pooled
-        if pooled is None:
+    async def _connection(self) -> Any:
+        if self._pooled is None:
             try:
-                pooled = await self._reads.checkout()
+                self._pooled = await self._driver.checkout()
             except exc.SQLAlchemyError:  # the pool's timeout, say
                 raise
             except Exception as error:
                 raise _wrapped(None, error) from error
-            self._pooled = pooled
-            if self._reads.begin is not None:
-                await self._run(pooled, self._reads.begin)
-        driver = pooled.driver_connection
-        try:
-            if self._reads.on_postgresql:
-                return await driver.fetch(sql, *values)  # type: ignore[no-any-return, union-attr]
-            return await driver.execute_fetchall(sql, values)  # type: ignore[no-any-return, union-attr]
-        except BaseException as error:
-            self._discard(pooled)
-            if isinstance(error, Exception):
-                raise _wrapped(sql, error) from error
-            raise
+        if self._begin is not None and not self._in_transaction:
+            # The first statement, or the first after a commit.
+            await self._run(self._begin)
+            self._in_transaction = True
+        return self._pooled.driver_connection
 
-    async def _run(self, pooled: PoolProxiedConnection, sql: str) -> None:
-        driver = pooled.driver_connection
+    async def _run(self, sql: str) -> None:
+        assert self._pooled is not None
+        driver = self._pooled.driver_connection
         try:
-            if self._reads.on_postgresql:
+            if self._driver.on_postgresql:
                 await driver.execute(sql)  # type: ignore[union-attr]
             else:
                 await driver.execute_fetchall(sql)  # type: ignore[union-attr]
         except BaseException as error:
-            self._discard(pooled)
-            if isinstance(error, Exception):
-                raise _wrapped(sql, error) from error
-            raise
+            raise self._failed(sql, error) from error
 
-    def _discard(self, pooled: PoolProxiedConnection) -> None:
-        """After a failed statement (a lost server, a timeout, a cancelled
-        request) the connection's state is unknown: it is closed, not reused."""
-        self._discarded = True
-        pooled.invalidate()
+    def _failed(self, sql: str, error: BaseException) -> BaseException:
+        """The error to raise for `error`, which `sql` met.
+
+        A broken constraint leaves the transaction usable, for a rollback.
+        Anything else (a lost server, a timeout, a cancelled request) leaves the
+        connection in a state unknown: it is closed rather than reused.
+        """
+        if _integrity_error(error):
+            assert isinstance(error, Exception)
+            return exc.IntegrityError(sql, None, error, hide_parameters=True)
+        if self._pooled is not None:
+            self._in_transaction = False
+            self._pooled.invalidate()
+        if isinstance(error, Exception):
+            return _wrapped(sql, error)
+        return error
+
+
+def _integrity_error(error: BaseException) -> bool:
+    return isinstance(
+        error, asyncpg.IntegrityConstraintViolationError | sqlite3.IntegrityError
+    )
 
 
 def _wrapped(sql: str | None, error: Exception) -> exc.DBAPIError:
@@ -212,21 +318,20 @@ def _wrapped(sql: str | None, error: Exception) -> exc.DBAPIError:
 
 
 class DriverResult:
-    """The part of SQLAlchemy's Result that the repositories' reads use."""
+    """The part of SQLAlchemy's Result that the repositories use."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ("_rows", "rowcount")
 
-    def __init__(self, rows: list[Any]) -> None:
+    def __init__(self, rows: list[Any], rowcount: int = -1) -> None:
         self._rows = rows
+        self.rowcount = rowcount if rowcount >= 0 else len(rows)
 
     def all(self) -> list[Any]:
         return self._rows
 
     def one_or_none(self) -> Any:
         if len(self._rows) > 1:
-            raise exc.MultipleResultsFound(
-                "Multiple rows were found when one or none was required"
-            )
+            raise exc.MultipleResultsFound("More than one row where one was wanted.")
         return self._rows[0] if self._rows else None
 
     def scalar_one(self) -> Any:

@@ -190,8 +190,11 @@ def raise_for_constraint(error: IntegrityError, errors: ConstraintErrors) -> NoR
     `errors` maps constraint names to domain errors. SQLite does not say which
     foreign key failed, so there the one foreign key among `errors` is meant.
     """
+    # asyncpg's own error, or the one SQLAlchemy's adapter wrapped it in.
     cause = getattr(error.orig, "__cause__", None)
-    name: str | None = getattr(cause, "constraint_name", None)  # asyncpg
+    name: str | None = getattr(error.orig, "constraint_name", None) or getattr(
+        cause, "constraint_name", None
+    )
     message = str(error.orig)
     if name is None and message.startswith("UNIQUE constraint failed: "):
         name = _UNIQUE_BY_COLUMNS.get(

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.sqlalchemy.driver import DriverSession
 from adapters.sqlalchemy.mapping import (
@@ -147,6 +147,27 @@ def _order_by(
     if descending:
         return [column.desc().nulls_first(), id_column.desc()]
     return [column.asc().nulls_last(), id_column.asc()]
+
+
+def _on_postgresql(session: Statements) -> bool:
+    if isinstance(session, DriverSession):
+        return session.on_postgresql
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def _driver_connection(session: Statements) -> Any:
+    """The driver's connection, in the unit of work's transaction."""
+    if isinstance(session, DriverSession):
+        return await session.driver_connection()
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None  # the connection is checked out, hence open
+    if not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter sends BEGIN only before its first
+        # statement; a COPY that came first would commit on its own.
+        await connection.exec_driver_sql("SELECT 1")
+    return driver
 
 
 class _SqlAlchemyRepository(Generic[E]):
@@ -310,30 +331,21 @@ class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
             raise ValueError("Either every task has an id to keep or none has.")
         if keep_ids:
             await self._refuse_taken([task.id for task in tasks if task.id])
-        connection = await self._session.connection()
-        if connection.dialect.name == "postgresql":
-            await self._copy(connection, tasks, keep_ids)
+        if _on_postgresql(self._session):
+            await self._copy(tasks, keep_ids)
             return
         try:
             rows = [task_to_row(task) for task in tasks]
             if keep_ids:
                 for row, task in zip(rows, tasks, strict=True):
                     row["id"] = task.id
-            await connection.execute(sa.insert(self._table), rows)
+            await self._session.execute(sa.insert(self._table), rows)
         except IntegrityError as error:
             raise_for_constraint(error, _MISSING_PROJECT)
 
-    async def _copy(
-        self, connection: AsyncConnection, tasks: Sequence[Task], keep_ids: bool
-    ) -> None:
-        """Binary COPY on the session's own connection, in its transaction."""
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None  # the connection is checked out, hence open
-        if not driver.is_in_transaction():
-            # SQLAlchemy's asyncpg adapter sends BEGIN only before its first
-            # statement; a COPY that came first would commit on its own.
-            await connection.exec_driver_sql("SELECT 1")
+    async def _copy(self, tasks: Sequence[Task], keep_ids: bool) -> None:
+        """Binary COPY on the unit of work's own connection, in its transaction."""
+        driver = await _driver_connection(self._session)
         records: Iterable[tuple[Any, ...]] = map(task_to_values, tasks)
         columns: tuple[str, ...] = TASK_COLUMNS
         if keep_ids:

@@ -1,10 +1,11 @@
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from adapters.sqlalchemy.driver import DriverReads
+from adapters.sqlalchemy.driver import DriverSession
 from adapters.sqlalchemy.repositories import (
     SqlAlchemyProjectRepository,
     SqlAlchemyTaskRepository,
@@ -14,20 +15,20 @@ from adapters.sqlalchemy.repositories import (
     advance_ids,
 )
 
+SessionFactory = async_sessionmaker[AsyncSession] | Callable[[], DriverSession]
+
 
 class _SessionUnitOfWork:
-    """One AsyncSession, hence one transaction, per unit of work.
-
-    A read-only one takes its session from `read_session_factory`: a session
-    whose reads cost less (see adapters.sqlalchemy.engine), or DriverReads,
-    whose reads run on the driver (see adapters.sqlalchemy.driver). It refuses
-    to commit.
+    """One session, hence one transaction, per unit of work: an AsyncSession, or
+    a DriverSession whose statements run on the driver (adapters.sqlalchemy.
+    driver). A read-only one takes its session from `read_session_factory`,
+    whose reads cost less (see adapters.sqlalchemy.engine), and refuses to commit.
     """
 
     def __init__(
         self,
-        session_factory: async_sessionmaker[AsyncSession],
-        read_session_factory: async_sessionmaker[AsyncSession] | DriverReads,
+        session_factory: SessionFactory,
+        read_session_factory: SessionFactory,
         read_only: bool = False,
     ) -> None:
         self._session_factory = read_session_factory if read_only else session_factory
@@ -61,8 +62,8 @@ class SqlAlchemyUnitOfWork(_SessionUnitOfWork):
 
     def __init__(
         self,
-        session_factory: async_sessionmaker[AsyncSession],
-        read_session_factory: async_sessionmaker[AsyncSession] | DriverReads,
+        session_factory: SessionFactory,
+        read_session_factory: SessionFactory,
         owner_id: int,
         read_only: bool = False,
     ) -> None:

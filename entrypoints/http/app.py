@@ -51,8 +51,9 @@ def create_app(
         if trace_sql is not None:
             stop_tracing = trace_sql(engine)
             # SQLAlchemy's instrumentation sees only statements that its
-            # session runs: traced reads go through it rather than the driver.
-            container.driver_reads.override(container.read_session_factory)
+            # sessions run: traced units of work use them, not the driver.
+            container.driver_sessions.override(container.session_factory)
+            container.driver_read_sessions.override(container.read_session_factory)
         if engine is not None:
             problem = await schema_problem(engine)
             if problem is not None:
@@ -66,7 +67,8 @@ def create_app(
         yield
         if stop_tracing is not None:
             stop_tracing()
-            container.driver_reads.reset_override()
+            container.driver_sessions.reset_override()
+            container.driver_read_sessions.reset_override()
         if metrics is not None:
             from entrypoints.http.metrics import process_stopped
 

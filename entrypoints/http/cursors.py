@@ -173,7 +173,9 @@ class Paging:
     count_cap: int
 
 
-def _paging(request: Request) -> Paging:
+async def _paging(request: Request) -> Paging:
+    # async, though it awaits nothing: FastAPI runs a plain function in its
+    # thread pool, a thread hop per listing for an attribute read.
     paging: Paging = request.app.state.paging
     return paging
 

@@ -56,13 +56,16 @@ async def idempotently(
     service: IdempotencyService,
     owner_id: int,
     key: str | None,
-    request_fingerprint: str,
+    request_fingerprint: Callable[[], str],
     carry_out: Callable[[], Awaitable[Response]],
 ) -> Response:
-    """Carry the request out once per key; replay its response to retries."""
+    """Carry the request out once per key; replay its response to retries.
+
+    The fingerprint is taken only when there is a key: most requests have none.
+    """
     if key is None:
         return await carry_out()
-    outcome = await service.begin(owner_id, key, request_fingerprint)
+    outcome = await service.begin(owner_id, key, request_fingerprint())
     if isinstance(outcome, StoredResponse):
         return _replay(outcome)
     try:

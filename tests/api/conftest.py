@@ -29,10 +29,9 @@ async def container(
         yield container
         return
     audit = statement_audit
-    engine = container.engine().sync_engine
-    audit.watch(engine)
+    unwatch = audit.watch(container.engine().sync_engine, container.driver())
     yield container
-    audit.unwatch(engine)
+    unwatch()
     if violations := audit.violations():
         pytest.fail(
             "Statements on owned tables without an owner predicate (add one, or"

@@ -1,3 +1,4 @@
+from functools import partial
 from typing import Annotated
 
 from dependency_injector.wiring import inject
@@ -70,7 +71,7 @@ async def create_project(
         return created(ProjectRead.of(project), location, etag(project.version))
 
     return await idempotently(
-        idempotency, owner, idempotency_key, fingerprint(request, body), create
+        idempotency, owner, idempotency_key, partial(fingerprint, request, body), create
     )
 
 

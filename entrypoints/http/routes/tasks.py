@@ -1,3 +1,4 @@
+from functools import partial
 from typing import Annotated
 
 from dependency_injector.wiring import inject
@@ -65,7 +66,7 @@ async def create_task(
         return created(TaskRead.of(task), f"/tasks/{task.id}", etag(task.version))
 
     return await idempotently(
-        idempotency, owner, idempotency_key, fingerprint(request, body), create
+        idempotency, owner, idempotency_key, partial(fingerprint, request, body), create
     )
 
 
