@@ -199,12 +199,12 @@ class DriverSession:
     async def execute(
         self,
         statement: Any,
-        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        parameters: Mapping[str, Any] | list[dict[str, Any]] | None = None,
     ) -> "DriverResult":
         """Run `statement`; with a list of parameters, once for each (no rows)."""
         if not (self._writes or getattr(statement, "is_select", False)):
             raise RuntimeError(_READ_ONLY_ERROR)
-        if isinstance(parameters, Sequence):
+        if isinstance(parameters, list):  # not Sequence: an ABC check costs
             await self._execute_many(statement, parameters)
             return DriverResult([], rowcount=len(parameters))
         compiled, key = self._driver.compiled(statement)
@@ -228,7 +228,7 @@ class DriverSession:
             raise self._failed(compiled.sql, error) from error
 
     async def _execute_many(
-        self, statement: Any, parameters: Sequence[Mapping[str, Any]]
+        self, statement: Any, parameters: list[dict[str, Any]]
     ) -> None:
         if not parameters:
             return
