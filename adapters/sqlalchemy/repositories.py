@@ -1,6 +1,6 @@
 """SQL repositories. They run statements in the unit of work's session, never commit."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
@@ -81,42 +81,124 @@ _PROJECT_SORT_COLUMNS = {
 }
 
 
-def _contains(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool]:
-    """Case-insensitive substring match in which % and _ are literal characters."""
+def _pattern(text: str) -> str:
+    """A LIKE pattern matching `text` case-insensitively anywhere, in which %
+    and _ are literal characters (the column holds casefolded keys)."""
     escaped = (
         search_key(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     )
-    return column.like(f"%{escaped}%", escape="\\")
+    return f"%{escaped}%"
+
+
+# A listing's filters: each puts a condition on the table with its value as a
+# bound parameter of the filter's name, so one statement serves every value.
+Condition = Callable[[sa.BindParameter[Any]], sa.ColumnElement[bool]]
+_TASK_FILTERS: dict[str, Condition] = {
+    "done": lambda value: tasks.c.done == value,
+    "project_id": lambda value: tasks.c.project_id == value,
+    "priority": lambda value: tasks.c.priority == value,
+    "q": lambda value: tasks.c.title_key.like(value, escape="\\"),
+    "due_before": lambda value: tasks.c.due_date < value,
+    "due_after": lambda value: tasks.c.due_date > value,
+}
+_PROJECT_FILTERS: dict[str, Condition] = {
+    "q": lambda value: projects.c.name_key.like(value, escape="\\"),
+    "archived": lambda value: projects.c.archived == value,
+}
+_FILTERS = {tasks.name: _TASK_FILTERS, projects.name: _PROJECT_FILTERS}
+_SORT_COLUMNS = {tasks.name: _TASK_SORT_COLUMNS, projects.name: _PROJECT_SORT_COLUMNS}
+
+
+def _where(table: sa.Table, filters: tuple[str, ...]) -> list[sa.ColumnElement[bool]]:
+    """The owner's rows that pass `filters`, all values bound by name."""
+    conditions = _FILTERS[table.name]
+    return [
+        table.c.owner_id == sa.bindparam("owner_id", type_=table.c.owner_id.type),
+        *(conditions[name](sa.bindparam(name)) for name in filters),
+    ]
+
+
+def _after_kind(column: sa.ColumnElement[Any], position: Position | None) -> str | None:
+    """Which of `_after`'s statements a page resumed from `position` needs."""
+    if position is None:
+        return None
+    if column.name == "id":
+        return "id"
+    return "null" if position.value is None else "value"
 
 
 def _after(
     column: sa.ColumnElement[Any],
     id_column: sa.ColumnElement[int],
     descending: bool,
-    position: Position,
+    kind: str | None,
 ) -> list[sa.ColumnElement[bool]]:
-    """The rows after `position` in the order `_order_by` gives, as one or two
-    stretches of that order, each one range of a (column, id) index.
+    """The rows after the position bound as :after_value, :after_id in the order
+    `_order_by` gives, as one or two stretches of that order, each one range of
+    a (column, id) index (`kind` from `_after_kind`).
 
     Row values compare the non-NULL stretch. NULLs, which compare as nothing,
     come last ascending and first descending: they are a stretch of their own.
     An OR of the two would make the database read everything up to the page.
     """
-    last_id = sa.bindparam(None, position.id, type_=id_column.type)
-    if column is id_column:
+    if kind is None:
+        return [sa.true()]
+    last_id = sa.bindparam("after_id", type_=id_column.type)
+    if kind == "id":
         return [id_column < last_id if descending else id_column > last_id]
-    if position.value is None:  # among the NULLs
+    if kind == "null":  # among the NULLs
         nulls_after = column.is_(None) & (
             id_column < last_id if descending else id_column > last_id
         )
         return [nulls_after, column.is_not(None)] if descending else [nulls_after]
-    value = sa.bindparam(None, position.value, type_=column.type)
+    value = sa.bindparam("after_value", type_=column.type)
     pair, bound = sa.tuple_(column, id_column), sa.tuple_(value, last_id)
     if descending:
         return [pair < bound]
     if getattr(column, "nullable", False):
         return [pair > bound, column.is_(None)]
     return [pair > bound]
+
+
+@cache
+def _page(
+    table: sa.Table,
+    filters: tuple[str, ...],
+    sort: str,
+    descending: bool,
+    after: str | None,
+) -> sa.Select[Any]:
+    """One page of a listing, of this shape: built once per shape (filters,
+    sort, kind of position), since building a statement and its cache key costs
+    more than running it. Values are bound: :owner_id, each filter's name,
+    :after_value and :after_id, :wanted, :limit and :offset."""
+    column = _SORT_COLUMNS[table.name][sort]
+    where = _where(table, filters)
+    order_by = _order_by(column, table.c.id, descending)
+    # One row beyond the window says whether more follow, without a count.
+    wanted = sa.bindparam("wanted", type_=sa.BigInteger())
+    parts = [
+        sa.select(table).where(*where, stretch).order_by(*order_by).limit(wanted)
+        for stretch in _after(column, table.c.id, descending, after)
+    ]
+    page: sa.Select[Any] = parts[0]
+    if len(parts) > 1:  # the stretches one after the other, in order again
+        both = sa.union_all(*(sa.select(p.subquery()) for p in parts)).subquery()
+        page = sa.select(both).order_by(
+            *_order_by(both.c[column.name], both.c.id, descending)
+        )
+    return page.limit(sa.bindparam("limit", type_=sa.BigInteger())).offset(
+        sa.bindparam("offset", type_=sa.BigInteger())
+    )
+
+
+@cache
+def _count(table: sa.Table, filters: tuple[str, ...], bounded: bool) -> sa.Select[Any]:
+    """How many rows pass `filters`, counting at most :bound when `bounded`."""
+    matches = sa.select(sa.literal(1)).select_from(table).where(*_where(table, filters))
+    if bounded:  # stop counting once past the bound
+        matches = matches.limit(sa.bindparam("bound", type_=sa.BigInteger()))
+    return sa.select(sa.func.count()).select_from(matches.subquery())
 
 
 def _without_owner(row: dict[str, Any]) -> dict[str, Any]:
@@ -259,41 +341,34 @@ class _SqlAlchemyRepository(Generic[E]):
         raise ConcurrentUpdate(self._kind, entity_id)
 
     async def _list(
-        self,
-        where: list[sa.ColumnElement[bool]],
-        sort: sa.ColumnElement[Any],
-        query: TaskQuery | ProjectQuery,
+        self, values: dict[str, Any], query: TaskQuery | ProjectQuery
     ) -> Page[E]:
-        table = self._table
-        where = [self._mine, *where]
-        window, descending = query.window, query.descending
-        order_by = _order_by(sort, table.c.id, descending)
-        stretches: list[sa.ColumnElement[bool]] = [sa.true()]
-        if query.after is not None:
-            stretches = _after(sort, table.c.id, descending, query.after)
-        # One row beyond the window says whether more follow, without a count.
-        wanted = min(window.offset + window.limit + 1, INT64_MAX)
-        parts = [
-            sa.select(table).where(*where, stretch).order_by(*order_by).limit(wanted)
-            for stretch in stretches
-        ]
-        page: sa.Select[Any] = parts[0]
-        if len(parts) > 1:  # the stretches one after the other, in order again
-            both = sa.union_all(*(sa.select(p.subquery()) for p in parts)).subquery()
-            page = sa.select(both).order_by(
-                *_order_by(both.c[sort.name], both.c.id, descending)
-            )
-        statement = page.limit(window.limit + 1).offset(window.offset)
-        rows = (await self._session.execute(statement)).all()
+        """One page of the rows passing the filters `values` names, with their
+        values, in `query`'s order and window."""
+        table, window, after = self._table, query.window, query.after
+        filters = tuple(values)
+        sort = _SORT_COLUMNS[table.name][query.sort]
+        page = _page(
+            table, filters, query.sort, query.descending, _after_kind(sort, after)
+        )
+        parameters = {
+            "owner_id": self._owner_id,
+            **values,
+            "wanted": min(window.offset + window.limit + 1, INT64_MAX),
+            "limit": window.limit + 1,
+            "offset": window.offset,
+        }
+        if after is not None:
+            parameters |= {"after_value": after.value, "after_id": after.id}
+        rows = (await self._session.execute(page, parameters)).all()
         more = len(rows) > window.limit
         rows = rows[: window.limit]
 
         async def count(bound: int | None) -> int:
-            matches = sa.select(sa.literal(1)).select_from(table).where(*where)
-            if bound is not None:  # stop counting once past the bound
-                matches = matches.limit(bound)
-            total = sa.select(sa.func.count()).select_from(matches.subquery())
-            return (await self._session.execute(total)).scalar_one()
+            counted = {"owner_id": self._owner_id, **values, "bound": bound}
+            total = _count(table, filters, bound is not None)
+            matches: int = (await self._session.execute(total, counted)).scalar_one()
+            return matches
 
         last = rows[-1] if more else None
         return Page(
@@ -361,20 +436,20 @@ class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
             raise
 
     async def list(self, query: TaskQuery) -> Page[Task]:
-        where: list[sa.ColumnElement[bool]] = []
+        values: dict[str, Any] = {}
         if query.done is not None:
-            where.append(tasks.c.done.is_(query.done))
+            values["done"] = query.done
         if query.project_id is not None:
-            where.append(tasks.c.project_id == query.project_id)
+            values["project_id"] = query.project_id
         if query.priority is not None:
-            where.append(tasks.c.priority == query.priority.rank)
+            values["priority"] = query.priority.rank
         if query.q is not None:
-            where.append(_contains(tasks.c.title_key, query.q))
+            values["q"] = _pattern(query.q)
         if query.due_before is not None:
-            where.append(tasks.c.due_date < query.due_before)
+            values["due_before"] = query.due_before
         if query.due_after is not None:
-            where.append(tasks.c.due_date > query.due_after)
-        return await self._list(where, _TASK_SORT_COLUMNS[query.sort], query)
+            values["due_after"] = query.due_after
+        return await self._list(values, query)
 
     async def count_in_project(self, project_id: int) -> int:
         count = sa.select(sa.func.count()).where(
@@ -399,12 +474,12 @@ class SqlAlchemyProjectRepository(_SqlAlchemyRepository[Project]):
     _kind = "Project"
 
     async def list(self, query: ProjectQuery) -> Page[Project]:
-        where: list[sa.ColumnElement[bool]] = []
+        values: dict[str, Any] = {}
         if query.q is not None:
-            where.append(_contains(projects.c.name_key, query.q))
+            values["q"] = _pattern(query.q)
         if query.archived is not None:
-            where.append(projects.c.archived.is_(query.archived))
-        return await self._list(where, _PROJECT_SORT_COLUMNS[query.sort], query)
+            values["archived"] = query.archived
+        return await self._list(values, query)
 
     def _to_row(self, entity: Project) -> dict[str, Any]:
         return project_to_row(entity)
