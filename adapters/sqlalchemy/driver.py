@@ -10,12 +10,15 @@ shape, cached by its cache key as the engine's own cache does, and its column
 types still convert values both ways, so a statement returns exactly what the
 session would, and fails with the same SQLAlchemy errors.
 
-Transactions are the ones the sessions had (see adapters.sqlalchemy.engine):
-- PostgreSQL: a read-only unit runs each statement on its own (autocommit), a
-  writing one in READ COMMITTED; behind PgBouncer in transaction mode every unit
-  runs in a transaction (READ ONLY for reads) that sets its statement timeout;
-- SQLite: reads in a deferred transaction (one snapshot, never waiting for a
-  writer), writes in BEGIN IMMEDIATE (the write lock up front).
+Transactions (the sessions', see adapters.sqlalchemy.engine, except on SQLite):
+- a read-only unit runs each statement on its own (autocommit), so it costs no
+  BEGIN and ROLLBACK round trips (on SQLite, thread hops); a page and its count
+  are then two statements, as they are on PostgreSQL. In WAL mode a SQLite
+  reader never waits for a writer;
+- a writing one runs in READ COMMITTED on PostgreSQL, and in BEGIN IMMEDIATE
+  on SQLite (the write lock up front);
+- behind PgBouncer in transaction mode every unit runs in a transaction (READ
+  ONLY for reads) that sets its statement timeout.
 
 `DriverSession` stands in for the AsyncSession in the repositories: `execute`
 returns the few result methods they use.
@@ -138,10 +141,9 @@ class Driver:
         self._compiled: LRUCache[Any, _Compiled] = LRUCache(_COMPILED_SHAPES)
         self._observers: list[Observer] = []
         self.on_postgresql = engine.dialect.name == "postgresql"
-        self._read_begin: str | None = "BEGIN"
+        self._read_begin: str | None = None  # autocommit
         self._write_begin = "BEGIN IMMEDIATE"
         if self.on_postgresql:
-            self._read_begin = None
             self._write_begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
             if pooler == PGBOUNCER_TRANSACTION:
                 timeout = int(statement_timeout_ms)
