@@ -27,7 +27,7 @@ returns the few result methods they use.
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc
@@ -227,7 +227,7 @@ class DriverSession:
             await cursor.close()
             return DriverResult([], rowcount=rowcount)
         except BaseException as error:
-            raise self._failed(compiled.sql, error) from error
+            self._fail(compiled.sql, error)
 
     async def _execute_many(
         self, statement: Any, parameters: list[dict[str, Any]]
@@ -238,12 +238,16 @@ class DriverSession:
         values = [compiled.values(key, each) for each in parameters]
         driver = await self._connection()
         try:
-            await driver.executemany(compiled.sql, values)
+            cursor = await driver.executemany(compiled.sql, values)
+            if cursor is not None:  # aiosqlite's; asyncpg returns nothing
+                await cursor.close()
         except BaseException as error:
-            raise self._failed(compiled.sql, error) from error
+            self._fail(compiled.sql, error)
 
     async def driver_connection(self) -> Any:
         """The driver's connection, in this unit of work's transaction (COPY)."""
+        if not self._writes:
+            raise RuntimeError(_READ_ONLY_ERROR)
         return await self._connection()
 
     async def commit(self) -> None:
@@ -287,10 +291,10 @@ class DriverSession:
             else:
                 await driver.execute_fetchall(sql)  # type: ignore[union-attr]
         except BaseException as error:
-            raise self._failed(sql, error) from error
+            self._fail(sql, error)
 
-    def _failed(self, sql: str, error: BaseException) -> BaseException:
-        """The error to raise for `error`, which `sql` met.
+    def _fail(self, sql: str, error: BaseException) -> NoReturn:
+        """Raise what `error`, which `sql` met, means to the repositories.
 
         A broken constraint leaves the transaction usable, for a rollback.
         Anything else (a lost server, a timeout, a cancelled request) leaves the
@@ -298,13 +302,13 @@ class DriverSession:
         """
         if _integrity_error(error):
             assert isinstance(error, Exception)
-            return exc.IntegrityError(sql, None, error, hide_parameters=True)
+            raise exc.IntegrityError(sql, None, error, hide_parameters=True) from error
         if self._pooled is not None:
             self._in_transaction = False
             self._pooled.invalidate()
         if isinstance(error, Exception):
-            return _wrapped(sql, error)
-        return error
+            raise _wrapped(sql, error) from error
+        raise error
 
 
 def _integrity_error(error: BaseException) -> bool:

@@ -38,6 +38,21 @@ async def test_a_read_only_unit_of_work_refuses_to_write_and_changes_nothing(
     assert (tasks.items, tasks.total) == ([], 0)
 
 
+async def test_a_read_only_unit_of_work_refuses_a_bulk_add_and_changes_nothing(
+    container: Container, new_uow: NewUnitOfWork, owner_id: int, clock: TickingClock
+) -> None:
+    async def add_many_and_commit() -> None:
+        async with container.unit_of_work(owner_id=owner_id, read_only=True) as uow:
+            await uow.tasks.add_many([Task.create("Never stored", clock.now())])
+            await uow.commit()
+
+    # On PostgreSQL a COPY outside a transaction would store at once.
+    with pytest.raises(RuntimeError, match="read-only"):
+        await add_many_and_commit()
+    tasks = await list_tasks(new_uow, TaskQuery())
+    assert (tasks.items, tasks.total) == ([], 0)
+
+
 @pytest.mark.parametrize("database_url", SQL_BACKENDS, indirect=True)
 async def test_an_open_read_only_unit_of_work_does_not_hold_up_a_writer(
     container: Container, new_uow: NewUnitOfWork, owner_id: int, clock: TickingClock
