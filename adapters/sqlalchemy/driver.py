@@ -307,7 +307,7 @@ class DriverSession:
             self._in_transaction = False
             self._pooled.invalidate()
         if isinstance(error, Exception):
-            raise _wrapped(sql, error) from error
+            raise _wrapped(sql, error, lost=_connection_lost(error)) from error
         raise error
 
 
@@ -317,10 +317,28 @@ def _integrity_error(error: BaseException) -> bool:
     )
 
 
-def _wrapped(sql: str | None, error: Exception) -> exc.DBAPIError:
+def _connection_lost(error: Exception) -> bool:
+    """Did the connection break under the statement (the server went away, or
+    asyncpg's protocol gave up mid-operation, as in a shutdown), rather than the
+    statement fail? SQLAlchemy's dialects tell it the same way (is_disconnect)."""
+    return isinstance(
+        error,
+        OSError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.InternalClientError,
+    )
+
+
+def _wrapped(
+    sql: str | None, error: Exception, *, lost: bool = False
+) -> exc.DBAPIError:
     """The driver's error as SQLAlchemy's session would have raised it, so that
-    callers tell an unavailable database from a bug by the same errors."""
-    return exc.DBAPIError(sql, None, error, hide_parameters=True)
+    callers tell an unavailable database from a bug by the same errors: a lost
+    connection is `connection_invalidated`, as SQLAlchemy marks it."""
+    return exc.DBAPIError(
+        sql, None, error, hide_parameters=True, connection_invalidated=lost
+    )
 
 
 class DriverResult:
