@@ -307,7 +307,7 @@ class DriverSession:
             self._in_transaction = False
             self._pooled.invalidate()
         if isinstance(error, Exception):
-            raise _wrapped(sql, error, lost=_connection_lost(error)) from error
+            raise _wrapped(sql, error) from error
         raise error
 
 
@@ -330,12 +330,11 @@ def _connection_lost(error: Exception) -> bool:
     )
 
 
-def _wrapped(
-    sql: str | None, error: Exception, *, lost: bool = False
-) -> exc.DBAPIError:
+def _wrapped(sql: str | None, error: Exception) -> exc.DBAPIError:
     """The driver's error as SQLAlchemy's session would have raised it, so that
     callers tell an unavailable database from a bug by the same errors: a lost
     connection is `connection_invalidated`, as SQLAlchemy marks it."""
+    lost = _connection_lost(error)
     return exc.DBAPIError(
         sql, None, error, hide_parameters=True, connection_invalidated=lost
     )
