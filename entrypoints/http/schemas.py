@@ -157,8 +157,9 @@ class ProjectRead(BaseModel):
 class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int | None = Field(
-        description="How many items match, across all pages: exact up to 10,000 "
-        "matches, null beyond (`count=exact` counts them all, at a cost). Pages "
+        description="How many items match, across all pages: exact up to the "
+        "server's cap (TASKHUB_LIST_COUNT_CAP, 1,000 by default), null beyond "
+        "(`count=exact` counts them all, at a cost). Pages "
         "fetched with a `cursor` are not counted (null) unless `count=exact`."
     )
     limit: int

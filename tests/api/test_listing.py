@@ -598,6 +598,28 @@ async def test_every_error_of_a_listing_is_named(client: AsyncClient) -> None:
     assert_invalid(response, "limit", "offset", "sort", "done", location="query")
 
 
+async def test_an_unknown_listing_parameter_is_rejected_naming_it(
+    client: AsyncClient,
+) -> None:
+    for path in ("/tasks", "/projects"):
+        response = await client.get(path, params={"colour": "red"})
+
+        assert_invalid(response, "colour", location="query")
+
+
+async def test_a_repeated_listing_parameter_counts_with_its_last_value(
+    client: AsyncClient,
+) -> None:
+    for title in ("one", "two", "three"):
+        await client.post("/tasks", json={"title": title})
+
+    response = await client.get("/tasks?limit=1&limit=2&sort=id")
+
+    assert response.status_code == 200
+    assert response.json()["limit"] == 2
+    assert [task["title"] for task in response.json()["items"]] == ["one", "two"]
+
+
 async def test_a_listing_of_the_tasks_of_a_missing_project_is_404_not_empty(
     client: AsyncClient,
 ) -> None:

@@ -2,7 +2,7 @@ from functools import partial
 from typing import Annotated
 
 from dependency_injector.wiring import inject
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from application.idempotency import IdempotencyService
 from application.services import ProjectService
@@ -26,6 +26,7 @@ from entrypoints.http.idempotency import (
 )
 from entrypoints.http.openapi import route_responses
 from entrypoints.http.provide import Provide
+from entrypoints.http.query import query_model
 from entrypoints.http.schemas import (
     INT64_MAX,
     Page,
@@ -75,10 +76,19 @@ async def create_project(
     )
 
 
-@router.get("", response_model=Page[ProjectRead], responses=route_responses(422))
+_project_filters, _PROJECT_FILTERS_DOCS = query_model(ProjectFilters)
+_project_task_filters, _PROJECT_TASK_FILTERS_DOCS = query_model(ProjectTaskFilters)
+
+
+@router.get(
+    "",
+    response_model=Page[ProjectRead],
+    responses=route_responses(422),
+    openapi_extra=_PROJECT_FILTERS_DOCS,
+)
 @inject
 async def list_projects(
-    filters: Annotated[ProjectFilters, Query()],
+    filters: Annotated[ProjectFilters, Depends(_project_filters)],
     projects: ProjectServiceDep,
     owner: OwnerId,
     paging: PagingDep,
@@ -153,11 +163,12 @@ async def delete_project(
     "/{project_id}/tasks",
     response_model=Page[TaskRead],
     responses=route_responses(404, 422),
+    openapi_extra=_PROJECT_TASK_FILTERS_DOCS,
 )
 @inject
 async def list_project_tasks(
     project_id: ProjectId,
-    filters: Annotated[ProjectTaskFilters, Query()],
+    filters: Annotated[ProjectTaskFilters, Depends(_project_task_filters)],
     projects: ProjectServiceDep,
     owner: OwnerId,
     paging: PagingDep,

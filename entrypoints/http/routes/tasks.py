@@ -2,7 +2,7 @@ from functools import partial
 from typing import Annotated
 
 from dependency_injector.wiring import inject
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from application.idempotency import IdempotencyService
 from application.services import CreateTask, TaskService
@@ -26,6 +26,7 @@ from entrypoints.http.idempotency import (
 )
 from entrypoints.http.openapi import route_responses
 from entrypoints.http.provide import Provide
+from entrypoints.http.query import query_model
 from entrypoints.http.schemas import (
     INT64_MAX,
     Page,
@@ -70,10 +71,18 @@ async def create_task(
     )
 
 
-@router.get("", response_model=Page[TaskRead], responses=route_responses(422))
+_task_filters, _TASK_FILTERS_DOCS = query_model(TaskFilters)
+
+
+@router.get(
+    "",
+    response_model=Page[TaskRead],
+    responses=route_responses(422),
+    openapi_extra=_TASK_FILTERS_DOCS,
+)
 @inject
 async def list_tasks(
-    filters: Annotated[TaskFilters, Query()],
+    filters: Annotated[TaskFilters, Depends(_task_filters)],
     tasks: TaskServiceDep,
     owner: OwnerId,
     paging: PagingDep,
