@@ -226,6 +226,49 @@ def _get(table: sa.Table) -> sa.Select[Any]:
 
 
 @cache
+def _insert(table: sa.Table, columns: tuple[str, ...]) -> sa.Insert:
+    """A new row with the values of `columns`, bound by their names, giving
+    back its id. Built once per table and set of columns (see _get)."""
+    return (
+        sa.insert(table)
+        .values({name: _bound(table, name) for name in columns})
+        .returning(table.c.id)
+    )
+
+
+@cache
+def _update(table: sa.Table, columns: tuple[str, ...]) -> sa.Update:
+    """The row :row_id of :row_owner_id, if still at :expected_version, with
+    the values of `columns`, bound by their names. Built once (see _get)."""
+    return (
+        sa.update(table)
+        .where(
+            table.c.owner_id == sa.bindparam("row_owner_id"),
+            table.c.id == sa.bindparam("row_id"),
+            table.c.version == sa.bindparam("expected_version"),
+        )
+        .values({name: _bound(table, name) for name in columns})
+    )
+
+
+@cache
+def _delete(table: sa.Table, versioned: bool) -> sa.Delete:
+    """The row :row_id of :row_owner_id, if `versioned` only at
+    :expected_version. Built once (see _get)."""
+    where = [
+        table.c.owner_id == sa.bindparam("row_owner_id"),
+        table.c.id == sa.bindparam("row_id"),
+    ]
+    if versioned:
+        where.append(table.c.version == sa.bindparam("expected_version"))
+    return sa.delete(table).where(*where)
+
+
+def _bound(table: sa.Table, name: str) -> sa.BindParameter[Any]:
+    return sa.bindparam(name, type_=table.c[name].type)
+
+
+@cache
 def _get_for_update(table: sa.Table) -> sa.Select[Any]:
     # SQLite renders nothing for FOR UPDATE: BEGIN IMMEDIATE already serializes.
     return _get(table).with_for_update()
@@ -284,9 +327,9 @@ class _SqlAlchemyRepository(Generic[E]):
         if entity.id is not None:  # kept, as an import with its ids asks
             await self._refuse_taken([entity.id])
             row["id"] = entity.id
-        statement = sa.insert(table).values(row).returning(table.c.id)
+        statement = _insert(table, tuple(row))
         try:
-            entity.id = (await self._session.execute(statement)).scalar_one()
+            entity.id = (await self._session.execute(statement, row)).scalar_one()
         except IntegrityError as error:
             kept_id = entity.id
             kept: ConstraintErrors = {
@@ -317,30 +360,27 @@ class _SqlAlchemyRepository(Generic[E]):
 
     async def update(self, entity: E, expected_version: int) -> None:
         assert entity.id is not None
-        table = self._table
-        statement = (
-            sa.update(table)
-            .where(
-                self._mine,
-                table.c.id == entity.id,
-                table.c.version == expected_version,
-            )
-            .values(_without_owner(self._to_row(entity)))
-        )
+        row = _without_owner(self._to_row(entity))
+        statement = _update(self._table, tuple(row))
+        row |= {
+            "row_owner_id": self._owner_id,
+            "row_id": entity.id,
+            "expected_version": expected_version,
+        }
         try:
-            result = await self._session.execute(statement)
+            result = await self._session.execute(statement, row)
         except IntegrityError as error:
             raise_for_constraint(error, self._constraint_errors(entity))
         if result.rowcount != 1:  # type: ignore[union-attr]
             raise ConcurrentUpdate(self._kind, entity.id)
 
     async def remove(self, entity_id: int, expected_version: int | None = None) -> bool:
-        table = self._table
-        statement = sa.delete(table).where(self._mine, table.c.id == entity_id)
+        statement = _delete(self._table, expected_version is not None)
+        parameters = {"row_owner_id": self._owner_id, "row_id": entity_id}
         if expected_version is not None:
-            statement = statement.where(table.c.version == expected_version)
+            parameters["expected_version"] = expected_version
         try:
-            result = await self._session.execute(statement)
+            result = await self._session.execute(statement, parameters)
         except IntegrityError as error:
             raise_for_constraint(error, self._removal_errors(entity_id))
         if result.rowcount or expected_version is None:  # type: ignore[union-attr]
