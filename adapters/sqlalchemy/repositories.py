@@ -242,11 +242,7 @@ def _update(table: sa.Table, columns: tuple[str, ...]) -> sa.Update:
     the values of `columns`, bound by their names. Built once (see _get)."""
     return (
         sa.update(table)
-        .where(
-            table.c.owner_id == sa.bindparam("row_owner_id"),
-            table.c.id == sa.bindparam("row_id"),
-            table.c.version == sa.bindparam("expected_version"),
-        )
+        .where(*_one_row(table), _at_version(table))
         .values({name: _bound(table, name) for name in columns})
     )
 
@@ -255,13 +251,21 @@ def _update(table: sa.Table, columns: tuple[str, ...]) -> sa.Update:
 def _delete(table: sa.Table, versioned: bool) -> sa.Delete:
     """The row :row_id of :row_owner_id, if `versioned` only at
     :expected_version. Built once (see _get)."""
-    where = [
+    statement = sa.delete(table).where(*_one_row(table))
+    return statement.where(_at_version(table)) if versioned else statement
+
+
+def _one_row(table: sa.Table) -> list[sa.ColumnElement[bool]]:
+    """The row :row_id of :row_owner_id: names no column has, so a SET clause
+    binding its values by column name never collides with them."""
+    return [
         table.c.owner_id == sa.bindparam("row_owner_id"),
         table.c.id == sa.bindparam("row_id"),
     ]
-    if versioned:
-        where.append(table.c.version == sa.bindparam("expected_version"))
-    return sa.delete(table).where(*where)
+
+
+def _at_version(table: sa.Table) -> sa.ColumnElement[bool]:
+    return table.c.version == sa.bindparam("expected_version")
 
 
 def _bound(table: sa.Table, name: str) -> sa.BindParameter[Any]:
@@ -401,14 +405,16 @@ class _SqlAlchemyRepository(Generic[E]):
         # The page brings the bounded count along where settle_total may ask
         # for it: an offset page that starts before the cap (past the cap, a
         # page with items has a total of None, uncounted).
-        counted = after is None and cap is not None and window.offset < cap
+        carried_bound = None
+        if after is None and cap is not None and window.offset < cap:
+            carried_bound = cap + 1
         page = _page(
             table,
             filters,
             query.sort,
             query.descending,
             _after_kind(sort, after),
-            counted,
+            counted=carried_bound is not None,
         )
         parameters = {
             "owner_id": self._owner_id,
@@ -419,15 +425,15 @@ class _SqlAlchemyRepository(Generic[E]):
         }
         if after is not None:
             parameters |= {"after_value": after.value, "after_id": after.id}
-        if counted and cap is not None:
-            parameters["bound"] = cap + 1
+        if carried_bound is not None:
+            parameters["bound"] = carried_bound
         rows = (await self._session.execute(page, parameters)).all()
         more = len(rows) > window.limit
         rows = rows[: window.limit]
 
         async def count(bound: int | None) -> int:
             # An empty page carries no count: it is counted on its own.
-            if counted and rows and bound == parameters["bound"]:
+            if rows and bound is not None and bound == carried_bound:
                 carried: int = rows[0].matches
                 return carried
             bound_values = {"owner_id": self._owner_id, **values, "bound": bound}
