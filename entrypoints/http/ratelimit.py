@@ -1,4 +1,5 @@
-"""Who a request is counted against, and the count itself (by `limits`).
+"""Who a request is counted against, and the count itself: in Redis by `limits`,
+in process by `InProcessWindow`.
 
 The strategy is the moving window: a request counts for exactly one period after
 it was made, so no period, wherever it starts, holds more than the limit (a fixed
@@ -8,16 +9,23 @@ counter keeps two integers per client instead of one timestamp per request, but
 it only estimates the count, and a client it refused may stay refused for up to
 two periods. At hundreds of requests a minute the timestamps are cheap: Redis
 trims each client's list to the limit and expires it after one period.
+
+In process the window is our own `InProcessWindow`, not `limits`' memory
+storage: that one inserts each request at the front of a list and copies the
+list to expire it, in a task and a thread hop that it starts on almost every
+request, so its cost per request grew with the limit and the request rate.
 """
 
 import hashlib
 import logging
 import math
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from starlette.datastructures import Headers
@@ -81,6 +89,52 @@ class Budget(NamedTuple):
         }
 
 
+class InProcessWindow:
+    """The moving window in one process: for each key, the times of the requests
+    it made in the last period, oldest first.
+
+    A request costs O(1) however high the limit: the times that left the window
+    drop off the front, the new one goes on the back, and a key keeps at most
+    `limit` of them. Keys idle for a whole period are swept once per period.
+    Times are monotonic, so a change of the wall clock moves no window.
+    """
+
+    def __init__(
+        self, limit: RateLimitItem, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._amount = limit.amount
+        self._period = float(limit.get_expiry())
+        self._clock = clock
+        self._times: dict[str, deque[float]] = {}
+        self._sweep_at = clock() + self._period
+
+    def spend(self, key: str) -> Budget:
+        now = self._clock()
+        if now >= self._sweep_at:
+            self._sweep(now)
+        times = self._times.get(key)
+        if times is None:
+            times = self._times[key] = deque()
+        start = now - self._period
+        while times and times[0] <= start:
+            times.popleft()
+        allowed = len(times) < self._amount
+        if allowed:
+            times.append(now)
+        # A limit counts at least one request, so `times` is not empty here.
+        reset = max(1, math.ceil(times[0] + self._period - now))
+        return Budget(allowed, self._amount, self._amount - len(times), reset)
+
+    def __len__(self) -> int:
+        """How many keys are remembered (idle ones until the next sweep)."""
+        return len(self._times)
+
+    def _sweep(self, now: float) -> None:
+        start = now - self._period
+        self._times = {k: t for k, t in self._times.items() if t and t[-1] > start}
+        self._sweep_at = now + self._period
+
+
 class RequestCounter:
     """Counts requests per client key against one limit, in memory or in Redis.
 
@@ -91,12 +145,13 @@ class RequestCounter:
     def __init__(self, limit: RateLimitItem, redis_url: str | None) -> None:
         self.limit = limit
         self._pool: coredis.ConnectionPool | None = None
-        storage: Storage
+        self._window: InProcessWindow | None = None
+        self._limiter: MovingWindowRateLimiter | None = None
         if redis_url:
             storage, self._pool = _redis_storage(redis_url)
+            self._limiter = MovingWindowRateLimiter(storage)
         else:
-            storage = MemoryStorage(wrap_exceptions=True)
-        self._limiter = MovingWindowRateLimiter(storage)
+            self._window = InProcessWindow(limit)
         self._retry_at = 0.0
 
     async def spend(self, key: str) -> Budget | None:
@@ -105,6 +160,9 @@ class RequestCounter:
         A failed storage lets requests through uncounted (fail open) with a
         warning: while Redis is down the service stays up, only unlimited.
         """
+        if self._window is not None:
+            return self._window.spend(key)
+        assert self._limiter is not None
         if time.monotonic() < self._retry_at:
             return None
         try:
