@@ -16,7 +16,13 @@ Transactions (the sessions', see adapters.sqlalchemy.engine, except on SQLite):
   are then two statements, as they are on PostgreSQL. In WAL mode a SQLite
   reader never waits for a writer;
 - a writing one runs in READ COMMITTED on PostgreSQL, and in BEGIN IMMEDIATE
-  on SQLite (the write lock up front);
+  on SQLite (the write lock up front). SQLite lets one writer in at a time, and
+  one that finds the lock taken sleeps in its thread and tries again (the busy
+  timeout), up to 100 ms a sleep, however soon the lock is free: under
+  concurrent writes most of the time went to sleeping, and a writer could miss
+  its turn for seconds. So a process's writers first queue, in order, for
+  their turn (`Driver.writer_turn`), and take a connection only then; the busy
+  timeout is left for writers of other processes;
 - behind PgBouncer in transaction mode every unit runs in a transaction (READ
   ONLY for reads) that sets its statement timeout.
 
@@ -24,6 +30,7 @@ Transactions (the sessions', see adapters.sqlalchemy.engine, except on SQLite):
 returns the few result methods they use.
 """
 
+import asyncio
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +43,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import LRUCache, greenlet_spawn
 
-from adapters.sqlalchemy.engine import NO_POOLER, PGBOUNCER_TRANSACTION
+from adapters.sqlalchemy.engine import (
+    NO_POOLER,
+    PGBOUNCER_TRANSACTION,
+    SQLITE_BUSY_TIMEOUT_MS,
+)
 
 Processor = Callable[[Any], Any]
 # Told each statement before it runs: its SQL, dialect and execution options.
@@ -143,6 +154,12 @@ class Driver:
         self.on_postgresql = engine.dialect.name == "postgresql"
         self._read_begin: str | None = None  # autocommit
         self._write_begin = "BEGIN IMMEDIATE"
+        # SQLite's writers of this process, in turn (see the module's docstring),
+        # each waiting as long as the busy timeout would for the lock.
+        self.writer_turn: asyncio.Lock | None = None
+        self.writer_patience = SQLITE_BUSY_TIMEOUT_MS / 1000
+        if engine.dialect.name == "sqlite":
+            self.writer_turn = asyncio.Lock()
         if self.on_postgresql:
             self._write_begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
             if pooler == PGBOUNCER_TRANSACTION:
@@ -193,6 +210,7 @@ class DriverSession:
         self._writes = writes
         self._pooled: PoolProxiedConnection | None = None
         self._in_transaction = False
+        self._has_turn = False  # of the process's SQLite writers
 
     @property
     def on_postgresql(self) -> bool:
@@ -254,33 +272,68 @@ class DriverSession:
         if not self._writes:
             raise RuntimeError(_READ_ONLY_ERROR)
         if self._in_transaction:
-            await self._run("COMMIT")
-            self._in_transaction = False
+            try:
+                await self._run("COMMIT")
+            finally:
+                self._ended()
 
     async def close(self) -> None:
         pooled = self._pooled
-        if pooled is None:
-            return
         try:
-            if self._in_transaction:
+            if pooled is not None and self._in_transaction:
                 await self._run("ROLLBACK")
         finally:
-            self._pooled = None
-            await greenlet_spawn(pooled.close)
+            self._ended()
+            if pooled is not None:
+                self._pooled = None
+                await greenlet_spawn(pooled.close)
 
     async def _connection(self) -> Any:
-        if self._pooled is None:
-            try:
-                self._pooled = await self._driver.checkout()
-            except exc.SQLAlchemyError:  # the pool's timeout, say
-                raise
-            except Exception as error:
-                raise _wrapped(None, error) from error
-        if self._begin is not None and not self._in_transaction:
-            # The first statement, or the first after a commit.
-            await self._run(self._begin)
-            self._in_transaction = True
+        # The first statement, or the first after a commit, begins a transaction.
+        begin = None if self._in_transaction else self._begin
+        if begin is not None:
+            await self._take_turn()
+        try:
+            if self._pooled is None:
+                self._pooled = await self._checkout()
+            if begin is not None:
+                await self._run(begin)
+                self._in_transaction = True
+        except BaseException:
+            self._ended()
+            raise
         return self._pooled.driver_connection
+
+    async def _checkout(self) -> PoolProxiedConnection:
+        try:
+            return await self._driver.checkout()
+        except exc.SQLAlchemyError:  # the pool's timeout, say
+            raise
+        except Exception as error:
+            raise _wrapped(None, error) from error
+
+    async def _take_turn(self) -> None:
+        """Wait for this process's other SQLite writers to finish."""
+        turn = self._driver.writer_turn
+        if turn is None or not self._writes or self._has_turn:
+            return
+        patience = self._driver.writer_patience
+        try:
+            async with asyncio.timeout(patience):
+                await turn.acquire()
+        except TimeoutError as error:
+            raise exc.TimeoutError(
+                f"Other writers held the SQLite database for over {patience:g} s."
+            ) from error
+        self._has_turn = True
+
+    def _ended(self) -> None:
+        """The transaction is over: the next writer may go."""
+        self._in_transaction = False
+        if self._has_turn:
+            self._has_turn = False
+            assert self._driver.writer_turn is not None
+            self._driver.writer_turn.release()
 
     async def _run(self, sql: str) -> None:
         assert self._pooled is not None
@@ -304,7 +357,7 @@ class DriverSession:
             assert isinstance(error, Exception)
             raise exc.IntegrityError(sql, None, error, hide_parameters=True) from error
         if self._pooled is not None:
-            self._in_transaction = False
+            self._ended()
             self._pooled.invalidate()
         if isinstance(error, Exception):
             raise _wrapped(sql, error) from error

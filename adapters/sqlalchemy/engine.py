@@ -20,6 +20,8 @@ NO_POOLER: Final = "none"
 # server's own timeout, with its clearer error, should fire first.
 _CLIENT_TIMEOUT_MARGIN: Final = 1.0
 PGBOUNCER_TRANSACTION: Final = "pgbouncer-transaction"
+# How long a SQLite writer waits for another's write lock before it gives up.
+SQLITE_BUSY_TIMEOUT_MS: Final = 5000
 
 
 def create_engine(
@@ -159,7 +161,7 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA busy_timeout = 5000")
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

@@ -1,0 +1,91 @@
+"""SQLite's writers in one process take turns, in order, before they take a
+connection (adapters.sqlalchemy.driver): none sleeps in SQLite's busy handler."""
+
+import asyncio
+
+import pytest
+from sqlalchemy import exc
+from sqlalchemy.pool import QueuePool
+
+from adapters.sqlalchemy.driver import Driver
+from application.queries import TaskQuery
+from domain.tasks import Task
+from entrypoints.container import Container
+from entrypoints.outages import database_unavailable
+from tests.contract.support import NewUnitOfWork, list_tasks
+from tests.fakes import TickingClock
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    return sqlite_url
+
+
+async def test_a_second_writer_waits_for_the_first_to_commit_holding_nothing(
+    container: Container, new_uow: NewUnitOfWork, clock: TickingClock
+) -> None:
+    pool = container.engine().sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    order: list[str] = []
+    first_wrote = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def write(name: str, hold: asyncio.Event | None) -> None:
+        async with new_uow() as uow:
+            await uow.tasks.add(Task.create(name, clock.now()))
+            order.append(f"{name} wrote")
+            if hold is not None:
+                first_wrote.set()
+                await hold.wait()
+            await uow.commit()
+            order.append(f"{name} committed")
+
+    first = asyncio.create_task(write("first", release_first))
+    await first_wrote.wait()
+    second = asyncio.create_task(write("second", None))
+    await asyncio.sleep(0.2)  # ample time for the second to get in, if it could
+
+    assert order == ["first wrote"]
+    assert pool.checkedout() == 1  # the waiting writer holds no connection
+    release_first.set()
+    await asyncio.gather(first, second)
+
+    assert order == [
+        "first wrote",
+        "first committed",
+        "second wrote",
+        "second committed",
+    ]
+    page = await list_tasks(new_uow, TaskQuery())
+    assert sorted(t.title for t in page.items) == ["first", "second"]
+
+
+async def test_a_writer_that_waits_past_its_patience_fails_as_unavailable(
+    container: Container, new_uow: NewUnitOfWork, clock: TickingClock
+) -> None:
+    driver: Driver = container.driver()
+    driver.writer_patience = 0.1
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with new_uow() as uow:
+            await uow.tasks.add(Task.create("holder", clock.now()))
+            holding.set()
+            await release.wait()
+            await uow.commit()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    with pytest.raises(exc.TimeoutError) as refused:
+        async with new_uow() as uow:
+            await uow.tasks.add(Task.create("impatient", clock.now()))
+    release.set()
+    await holder
+
+    assert database_unavailable(refused.value)
+    async with new_uow() as uow:  # the turn came back: writing works again
+        await uow.tasks.add(Task.create("later", clock.now()))
+        await uow.commit()
+    page = await list_tasks(new_uow, TaskQuery())
+    assert sorted(t.title for t in page.items) == ["holder", "later"]
