@@ -263,27 +263,33 @@ async def test_twenty_concurrent_posts_with_one_key_create_one_resource(
     client: AsyncClient, database_url: str
 ) -> None:
     for route in ROUTES:
-        responses = await asyncio.gather(
-            *(post(client, route, f"race-{route.path}") for _ in range(20))
-        )
+        # On a machine busy with other tests, a race may come out without any
+        # overlap; a few rounds, each with its own key, make one that overlaps.
+        for round_ in range(1, 6):
+            key = f"race-{route.path}-{round_}"
+            responses = await asyncio.gather(
+                *(post(client, route, key) for _ in range(20))
+            )
 
-        assert await total(client, route) == 1
-        created = [r for r in responses if r.status_code == 201]
-        busy = [r for r in responses if r.status_code == 409]
-        assert len(created) + len(busy) == 20, [r.status_code for r in responses]
-        assert created
-        originals = [r for r in created if "idempotent-replayed" not in r.headers]
-        assert len(originals) == 1
-        for replay in created:
-            assert replay.content == originals[0].content
-        for response in busy:
-            assert assert_problem(response, 409)["type"] == CONFLICT
-            assert response.headers["retry-after"] == "1"
+            assert await total(client, route) == round_
+            created = [r for r in responses if r.status_code == 201]
+            busy = [r for r in responses if r.status_code == 409]
+            assert len(created) + len(busy) == 20, [r.status_code for r in responses]
+            assert created
+            originals = [r for r in created if "idempotent-replayed" not in r.headers]
+            assert len(originals) == 1
+            for replay in created:
+                assert replay.content == originals[0].content
+            for response in busy:
+                assert assert_problem(response, 409)["type"] == CONFLICT
+                assert response.headers["retry-after"] == "1"
+            retry = await post(client, route, key)
+            assert_replay_of(retry, originals[0])
+            if busy or not database_url.startswith("postgresql"):
+                break
         if database_url.startswith("postgresql"):
             # A real pool: the retries overlapped the first request for real.
-            assert busy, "no request overlapped the first one"
-        retry = await post(client, route, f"race-{route.path}")
-        assert_replay_of(retry, originals[0])
+            assert busy, "no request overlapped the first one in five rounds"
 
 
 async def test_a_key_whose_worker_died_is_taken_over_once_its_lease_lapses(
