@@ -29,6 +29,8 @@ from entrypoints.http.provide import Provide
 from entrypoints.http.query import query_model
 from entrypoints.http.schemas import (
     INT64_MAX,
+    PROJECT_READS,
+    TASK_READS,
     Page,
     ProjectCreate,
     ProjectFilters,
@@ -96,7 +98,7 @@ async def list_projects(
     """List projects, filtered, sorted and paginated."""
     binding = filters.binding(route="projects", owner=owner)
     page = await projects.list(owner, filters.query(paging, binding))
-    return filters.page(page, ProjectRead.of, paging, binding)
+    return filters.page(page, PROJECT_READS, paging, binding)
 
 
 @router.get(
@@ -177,4 +179,4 @@ async def list_project_tasks(
     binding = filters.binding(route="project tasks", project=project_id, owner=owner)
     query = filters.query(paging, binding)
     page = await projects.list_tasks(owner, project_id, query)
-    return filters.page(page, TaskRead.of, paging, binding)
+    return filters.page(page, TASK_READS, paging, binding)

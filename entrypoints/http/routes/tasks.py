@@ -29,6 +29,7 @@ from entrypoints.http.provide import Provide
 from entrypoints.http.query import query_model
 from entrypoints.http.schemas import (
     INT64_MAX,
+    TASK_READS,
     Page,
     TaskCreate,
     TaskFilters,
@@ -90,7 +91,7 @@ async def list_tasks(
     """List tasks, filtered, sorted and paginated."""
     binding = filters.binding(route="tasks", owner=owner)
     page = await tasks.list(owner, filters.query(paging, binding))
-    return filters.page(page, TaskRead.of, paging, binding)
+    return filters.page(page, TASK_READS, paging, binding)
 
 
 @router.get(
