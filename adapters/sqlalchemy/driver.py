@@ -286,7 +286,12 @@ class DriverSession:
             self._ended()
             if pooled is not None:
                 self._pooled = None
-                await greenlet_spawn(pooled.close)
+                # No transaction is left open (reads run in autocommit, and a
+                # connection whose ROLLBACK failed was invalidated), so the
+                # pool need not roll back again: as SQLAlchemy's Connection
+                # does, say so. On SQLite that saves a hop to aiosqlite's thread
+                # per unit of work.
+                await greenlet_spawn(pooled._close_special, transaction_reset=True)
 
     async def _connection(self) -> Any:
         # The first statement, or the first after a commit, begins a transaction.
