@@ -37,11 +37,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NoReturn
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import exc
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from sqlalchemy.util import LRUCache, greenlet_spawn
+from sqlalchemy.util.concurrency import in_greenlet
 
 from adapters.sqlalchemy.engine import (
     NO_POOLER,
@@ -145,7 +146,18 @@ class Driver:
         pooler: str = NO_POOLER,
         statement_timeout_ms: int = 0,
     ) -> None:
-        self._pool = engine.sync_engine.pool
+        self.pool = engine.sync_engine.pool
+        # The pool, if `checkout` and `checkin` may use it without a greenlet:
+        # not if it pings the server at every checkout (pre-ping) or recycles
+        # old connections, which it closes gracefully, awaiting the server.
+        self._direct: QueuePool | None = None
+        if (
+            isinstance(self.pool, QueuePool)
+            and not getattr(self.pool, "_pre_ping", True)
+            and getattr(self.pool, "_recycle", 0) < 0
+        ):
+            self._direct = self.pool
+            event.listen(engine.sync_engine, "do_connect", _connect_in_a_greenlet)
         self._dialect = engine.dialect
         # Shapes are few (filters, sorts, cursor stretches), but bounded anyway,
         # as the engine's own compiled cache is.
@@ -196,7 +208,51 @@ class Driver:
         return entry, key
 
     async def checkout(self) -> PoolProxiedConnection:
-        return await greenlet_spawn(self._pool.connect)
+        """A connection from the pool, without a greenlet when one is idle.
+
+        The pool is synchronous code that awaits the driver, where it must,
+        inside a greenlet (`greenlet_spawn`), and two greenlets a unit of work
+        cost more than the pool's own work. Handing out an idle connection
+        awaits nothing, so it runs here directly (see `_direct`). An idle one
+        that must be reopened first (after an invalidation) is closed outright
+        and put back, no connection opened (`_connect_in_a_greenlet`); then, as
+        when it must wait for a connection or open one, the pool runs in a
+        greenlet.
+        """
+        direct = self._direct
+        if direct is not None and direct.checkedin():
+            try:
+                return direct.connect()
+            except exc.MissingGreenlet:
+                pass
+        return await greenlet_spawn(self.pool.connect)
+
+    async def checkin(self, pooled: PoolProxiedConnection) -> None:
+        """Return a connection whose transaction has ended (see `checkout`).
+
+        No transaction is left open (reads run in autocommit, and a connection
+        whose ROLLBACK failed was invalidated), so the pool need not roll back
+        again: as SQLAlchemy's Connection does, say so. On SQLite that saves a
+        hop to aiosqlite's thread per unit of work. Taking a connection back
+        awaits nothing either, unless the pool has overflowed: then it closes
+        the connection, in a greenlet.
+        """
+        direct = self._direct
+        if direct is not None and direct.overflow() <= 0:
+            pooled._close_special(transaction_reset=True)
+        else:
+            await greenlet_spawn(pooled._close_special, transaction_reset=True)
+
+
+def _connect_in_a_greenlet(*_: Any) -> None:
+    """Refuse, before it starts, a connect that could not await the driver.
+
+    Without it the driver's connect coroutine would be made and then dropped
+    unawaited (a RuntimeWarning) when `Driver.checkout` finds that the idle
+    connection it takes must be reopened.
+    """
+    if not in_greenlet():
+        raise exc.MissingGreenlet("Connecting awaits the driver: in a greenlet.")
 
 
 class DriverSession:
@@ -286,12 +342,7 @@ class DriverSession:
             self._ended()
             if pooled is not None:
                 self._pooled = None
-                # No transaction is left open (reads run in autocommit, and a
-                # connection whose ROLLBACK failed was invalidated), so the
-                # pool need not roll back again: as SQLAlchemy's Connection
-                # does, say so. On SQLite that saves a hop to aiosqlite's thread
-                # per unit of work.
-                await greenlet_spawn(pooled._close_special, transaction_reset=True)
+                await self._driver.checkin(pooled)
 
     async def _connection(self) -> Any:
         # The first statement, or the first after a commit, begins a transaction.
