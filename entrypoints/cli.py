@@ -75,7 +75,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     with _metrics_served(settings, several=args.workers > 1 or args.reload):
         uvicorn.run(
-            "entrypoints.http.app:create_app",
+            "entrypoints.http.app:served_app",
             factory=True,
             host=args.host or settings.host,
             port=args.port if args.port is not None else settings.port,

@@ -1,5 +1,6 @@
 """The FastAPI application factory."""
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -30,12 +31,15 @@ METRICS_PATH: Final = "/metrics"
 
 
 def create_app(
-    container: Container | None = None, *, span_exporter: Any = None
+    container: Container | None = None,
+    *,
+    span_exporter: Any = None,
+    freeze_at_startup: bool = False,
 ) -> FastAPI:
     """Build the app around `container` (by default one wired from the settings).
 
     `span_exporter` receives the traces instead of the exporter the OTEL_*
-    variables name (for tests).
+    variables name (for tests). `freeze_at_startup`: see `served_app`.
     """
     container = container or build_container()
 
@@ -64,7 +68,12 @@ def create_app(
         app.state.implicit_owner = await _implicit_owner(container, settings)
         if settings.auth == "required" and settings.first_token_file:
             await _first_user(container, Path(settings.first_token_file))
+        if freeze_at_startup:
+            gc.collect()
+            gc.freeze()
         yield
+        if freeze_at_startup:
+            gc.unfreeze()
         if stop_tracing is not None:
             stop_tracing()
             container.driver_sessions.reset_override()
@@ -104,6 +113,21 @@ def create_app(
     app.openapi = lambda: openapi.polish(FastAPI.openapi(app))  # type: ignore[method-assign]
     trace_sql = install_tracing(app, os.environ, span_exporter)
     return app
+
+
+def served_app() -> FastAPI:
+    """The app `taskhub serve` runs: each worker process freezes what it has
+    built by the end of its start-up (gc.freeze).
+
+    Modules, routes, compiled statements and the container live as long as
+    the process, yet every full collection of the cyclic garbage collector
+    walked them all again: a pause of tens of ms every few thousand
+    requests, about 50 µs a request on average. Frozen, they are left out of
+    collections; what requests make is collected as before. Tests build
+    many apps in one process and use `create_app`, which does not freeze:
+    frozen objects are never collected, even once garbage.
+    """
+    return create_app(freeze_at_startup=True)
 
 
 def _metrics(settings: Settings) -> "Metrics | None":
