@@ -158,6 +158,14 @@ class Driver:
         ):
             self._direct = self.pool
             event.listen(engine.sync_engine, "do_connect", _connect_in_a_greenlet)
+        # Units of work wait for a connection here, in the order they came
+        # (see `checkout`), as long as the pool would have them wait.
+        self._turns: asyncio.Semaphore | None = None
+        self._patience = 0.0
+        if isinstance(self.pool, QueuePool):
+            overflow = max(getattr(self.pool, "_max_overflow", 0), 0)
+            self._turns = asyncio.Semaphore(self.pool.size() + overflow)
+            self._patience = self.pool.timeout()
         self._dialect = engine.dialect
         # Shapes are few (filters, sorts, cursor stretches), but bounded anyway,
         # as the engine's own compiled cache is.
@@ -219,13 +227,18 @@ class Driver:
         when it must wait for a connection or open one, the pool runs in a
         greenlet.
         """
-        direct = self._direct
-        if direct is not None and direct.checkedin():
-            try:
-                return direct.connect()
-            except exc.MissingGreenlet:
-                pass
-        return await greenlet_spawn(self.pool.connect)
+        await self._wait_for_a_turn()
+        try:
+            direct = self._direct
+            if direct is not None and direct.checkedin():
+                try:
+                    return direct.connect()
+                except exc.MissingGreenlet:
+                    pass
+            return await greenlet_spawn(self.pool.connect)
+        except BaseException:
+            self._turn_over()
+            raise
 
     async def checkin(self, pooled: PoolProxiedConnection) -> None:
         """Return a connection whose transaction has ended (see `checkout`).
@@ -237,11 +250,41 @@ class Driver:
         awaits nothing either, unless the pool has overflowed: then it closes
         the connection, in a greenlet.
         """
-        direct = self._direct
-        if direct is not None and direct.overflow() <= 0:
-            pooled._close_special(transaction_reset=True)
-        else:
-            await greenlet_spawn(pooled._close_special, transaction_reset=True)
+        try:
+            direct = self._direct
+            if direct is not None and direct.overflow() <= 0:
+                pooled._close_special(transaction_reset=True)
+            else:
+                await greenlet_spawn(pooled._close_special, transaction_reset=True)
+        finally:
+            self._turn_over()
+
+    async def _wait_for_a_turn(self) -> None:
+        """Wait, in order, until the pool has a connection for this one.
+
+        The pool's own queue lets a newcomer take a connection that was just
+        returned while the unit of work woken for it has yet to run, which
+        then waits again, behind later ones: under steady load a few waited
+        out the pool's timeout (503) while others went through. Semaphores
+        hand a released turn to the first in line.
+        """
+        turns = self._turns
+        if turns is None:
+            return
+        if not turns.locked():
+            await turns.acquire()  # at once
+            return
+        try:
+            async with asyncio.timeout(self._patience):
+                await turns.acquire()
+        except TimeoutError as error:
+            raise exc.TimeoutError(
+                f"No pooled connection came free within {self._patience:g} s."
+            ) from error
+
+    def _turn_over(self) -> None:
+        if self._turns is not None:
+            self._turns.release()
 
 
 def _connect_in_a_greenlet(*_: Any) -> None:

@@ -2,14 +2,17 @@
 without a greenlet when the pool has one idle and ready, and through one when
 it must wait, open or reopen a connection (adapters.sqlalchemy.driver)."""
 
+import asyncio
 import logging
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from adapters.sqlalchemy import driver as driver_module
+from adapters.sqlalchemy.driver import Driver
 from application.queries import TaskQuery
 from domain.tasks import Task
 from entrypoints.container import Container
@@ -85,3 +88,37 @@ async def test_a_connection_invalidated_in_the_pool_is_reopened_in_a_greenlet(
     assert pool.checkedout() == 0
     assert pool.checkedin() == 1
     assert not caplog.records
+
+
+async def test_units_of_work_get_connections_in_the_order_they_asked(
+    container: Container,
+) -> None:
+    driver: Driver = container.driver()
+    pool = driver.pool
+    assert isinstance(pool, QueuePool)
+    one = sa.select(sa.literal(1))
+    holders = [driver.reads() for _ in range(pool.size())]
+    for holder in holders:  # every connection taken
+        await holder.execute(one)
+    served: list[str] = []
+
+    async def read(name: str) -> None:
+        session = driver.reads()
+        try:
+            await session.execute(one)
+            served.append(name)
+        finally:
+            await session.close()
+
+    waiting = asyncio.create_task(read("waiting"))
+    await asyncio.sleep(0.1)
+    assert served == []
+    await holders[0].close()
+    # Before the waiting one, woken, has run: the connection is its turn.
+    await read("newcomer")
+    await waiting
+    for holder in holders[1:]:
+        await holder.close()
+
+    assert served == ["waiting", "newcomer"]
+    assert pool.checkedout() == 0

@@ -207,3 +207,16 @@ async def test_the_driver_replaces_a_pooled_connection_the_server_closed(
     assert replaced != pid
     assert driver.pool.checkedout() == 0
     assert not caplog.records
+
+
+async def test_a_unit_of_work_waits_for_a_connection_as_long_as_the_pool_timeout(
+    driver_with: Callable[..., Driver],
+) -> None:
+    driver = driver_with(database_pool_size=1, database_pool_timeout=0.2)
+    holder = driver.reads()
+    await holder.execute(sa.select(sa.literal(1)))
+    with pytest.raises(exc.TimeoutError):
+        await _driver_pid(driver)
+    await holder.close()
+    assert await _driver_pid(driver) > 0  # the turn it gave up is not lost
+    assert driver.pool.checkedout() == 0
