@@ -1,8 +1,10 @@
 """Users and tokens, on the in-memory adapter."""
 
+import asyncio
 import hashlib
 from datetime import timedelta
 from functools import partial
+from typing import Self
 
 import pytest
 
@@ -108,3 +110,56 @@ async def test_the_first_user_is_made_only_on_an_empty_install(
     assert await identity.ensure_user("admin") == await identity.authenticate(
         issued.secret
     )
+
+
+async def test_requests_in_flight_together_record_a_tokens_use_once(
+    store: InMemoryStore, clock: FrozenClock
+) -> None:
+    writes = 0
+
+    class SlowToWrite(InMemoryIdentityUnitOfWork):
+        async def __aenter__(self) -> Self:
+            if not self.read_only:
+                nonlocal writes
+                writes += 1
+                await asyncio.sleep(0.01)  # the others read the token meanwhile
+            return await super().__aenter__()
+
+    identity = IdentityService(partial(SlowToWrite, store), clock)
+    user, issued = await identity.create_user("alice")
+    now = clock.advance(minutes=2)
+    writes = 0
+
+    owners = await asyncio.gather(
+        *(identity.authenticate(issued.secret) for _ in range(20))
+    )
+
+    assert owners == [user.id] * 20
+    assert writes == 1
+    (token,) = await identity.list_tokens("alice")
+    assert token.last_used_at == now
+
+
+async def test_a_use_that_failed_to_be_recorded_is_recorded_by_the_next_request(
+    store: InMemoryStore, clock: FrozenClock
+) -> None:
+    failing = True
+
+    class FailsOnce(InMemoryIdentityUnitOfWork):
+        async def commit(self) -> None:  # authenticate commits only the use
+            if failing:
+                raise ConnectionError("the database went away")
+            await super().commit()
+
+    identity = IdentityService(partial(InMemoryIdentityUnitOfWork, store), clock)
+    _, issued = await identity.create_user("alice")
+    flaky = IdentityService(partial(FailsOnce, store), clock)
+    now = clock.advance(minutes=2)
+
+    with pytest.raises(ConnectionError):
+        await flaky.authenticate(issued.secret)
+    failing = False
+    await flaky.authenticate(issued.secret)
+
+    (token,) = await identity.list_tokens("alice")
+    assert token.last_used_at == now
