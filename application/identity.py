@@ -139,7 +139,7 @@ class IdentityService:
                     await uow.tokens.record_use(token.id, now)
                     await uow.commit()
             except BaseException:
-                del self._use_recorded[token.id]  # the next request tries again
+                self._use_recorded.pop(token.id, None)  # the next request tries
                 raise
         return token.user_id
 

@@ -121,8 +121,9 @@ def served_app() -> FastAPI:
 
     Modules, routes, compiled statements and the container live as long as
     the process, yet every full collection of the cyclic garbage collector
-    walked them all again: a pause of tens of ms every few thousand
-    requests, about 50 µs a request on average. Frozen, they are left out of
+    walked them all again: a pause of about 100 ms every few thousand
+    requests in process (8 clients, get-one or a listing), 45-50 µs a request
+    on average. Frozen, they are left out of
     collections; what requests make is collected as before. Tests build
     many apps in one process and use `create_app`, which does not freeze:
     frozen objects are never collected, even once garbage.

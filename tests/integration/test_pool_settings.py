@@ -4,6 +4,7 @@ import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -20,23 +21,29 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def engine_with(
+async def container_with(
     postgres_url: str,
-) -> AsyncIterator[Callable[..., Any]]:
-    """Builds the service's engine, straight to PostgreSQL, with some settings."""
+) -> AsyncIterator[Callable[..., Container]]:
+    """Builds the service's container, straight to PostgreSQL, with some settings."""
     made: list[Container] = []
 
-    def build(**settings: Any) -> Any:
+    def build(**settings: Any) -> Container:
         container = build_container(
             test_settings(direct(postgres_url), database_pooler="none", **settings)
         )
         made.append(container)
-        return container.engine()
+        return container
 
     yield build
     for container in made:
         if container.engine.initialized:
             await container.engine().dispose()
+
+
+@pytest.fixture
+def engine_with(container_with: Callable[..., Container]) -> Callable[..., Any]:
+    """The service's engine with some settings."""
+    return lambda **settings: container_with(**settings).engine()
 
 
 async def _pid(connection: AsyncConnection) -> int:
@@ -58,68 +65,15 @@ async def test_max_overflow_lets_a_burst_open_connections_beyond_the_pool(
         assert await _pid(first) != await _pid(second)
 
 
-async def test_pre_ping_asks_the_server_before_handing_a_connection_out(
-    engine_with: Callable[..., Any], postgres_url: str
-) -> None:
-    """The last statement a pooled connection's backend ran, right after a
-    checkout: the ping (`;`) with pre-ping, the previous request's without."""
-    admin = create_async_engine(direct(postgres_url), isolation_level="AUTOCOMMIT")
-    last_query = sa.text("SELECT query FROM pg_stat_activity WHERE pid = :pid")
-    try:
-        seen = []
-        for pre_ping in (False, True):
-            engine = engine_with(database_pool_size=1, database_pool_pre_ping=pre_ping)
-            async with engine.connect() as connection:
-                pid = await _pid(connection)
-            async with engine.connect(), admin.connect() as observer:
-                found = await observer.execute(last_query, {"pid": pid})
-                seen.append(found.scalar())
-    finally:
-        await admin.dispose()
-    assert "pg_backend_pid" in seen[0]
-    assert seen[1] == ";"
-
-
-async def test_pool_recycle_replaces_a_connection_older_than_it(
-    engine_with: Callable[..., Any],
-) -> None:
-    pids = {}
-    for recycle in (0.0, 0.3):
-        engine = engine_with(database_pool_size=1, database_pool_recycle=recycle)
-        async with engine.connect() as connection:
-            first = await _pid(connection)
-        await asyncio.sleep(0.6)
-        async with engine.connect() as connection:
-            pids[recycle] = (first, await _pid(connection))
-    kept, recycled = pids[0.0], pids[0.3]
-    assert kept[0] == kept[1]
-    assert recycled[0] != recycled[1]
-
-
 # The same settings where the service's units of work take their connections:
 # through the driver, which hands out an idle connection without a greenlet
 # when it can (adapters.sqlalchemy.driver).
 
 
 @pytest.fixture
-async def driver_with(
-    postgres_url: str,
-) -> AsyncIterator[Callable[..., Driver]]:
-    """The service's driver, straight to PostgreSQL, with some settings."""
-    made: list[Container] = []
-
-    def build(**settings: Any) -> Driver:
-        container = build_container(
-            test_settings(direct(postgres_url), database_pooler="none", **settings)
-        )
-        made.append(container)
-        driver: Driver = container.driver()
-        return driver
-
-    yield build
-    for container in made:
-        if container.engine.initialized:
-            await container.engine().dispose()
+def driver_with(container_with: Callable[..., Container]) -> Callable[..., Driver]:
+    """The service's driver with some settings."""
+    return lambda **settings: container_with(**settings).driver()
 
 
 async def _driver_pid(driver: Driver) -> int:
@@ -131,36 +85,68 @@ async def _driver_pid(driver: Driver) -> int:
         await session.close()
 
 
-async def test_the_driver_pre_pings_when_asked(
-    driver_with: Callable[..., Driver], postgres_url: str
+@asynccontextmanager
+async def _holding(container: Container, via: str) -> AsyncIterator[None]:
+    """A connection of the pool taken, by the engine or by the driver."""
+    if via == "engine":
+        async with container.engine().connect():
+            yield
+        return
+    driver: Driver = container.driver()
+    pooled = await driver.checkout()
+    try:
+        yield
+    finally:
+        await driver.checkin(pooled)
+
+
+async def _pid_via(container: Container, via: str) -> int:
+    if via == "engine":
+        async with container.engine().connect() as connection:
+            return await _pid(connection)
+    return await _driver_pid(container.driver())
+
+
+# The service's units of work take connections through the driver, which hands
+# out an idle one without a greenlet when it can (adapters.sqlalchemy.driver):
+# the settings hold there too.
+VIA = pytest.mark.parametrize("via", ["engine", "driver"])
+
+
+@VIA
+async def test_pre_ping_asks_the_server_before_handing_a_connection_out(
+    container_with: Callable[..., Container], postgres_url: str, via: str
 ) -> None:
+    """The last statement a pooled connection's backend ran, right after a
+    checkout: the ping (`;`) with pre-ping, the previous request's without."""
     admin = create_async_engine(direct(postgres_url), isolation_level="AUTOCOMMIT")
     last_query = sa.text("SELECT query FROM pg_stat_activity WHERE pid = :pid")
     try:
         seen = []
         for pre_ping in (False, True):
-            driver = driver_with(database_pool_size=1, database_pool_pre_ping=pre_ping)
-            pid = await _driver_pid(driver)
-            pooled = await driver.checkout()
-            async with admin.connect() as observer:
+            container = container_with(
+                database_pool_size=1, database_pool_pre_ping=pre_ping
+            )
+            pid = await _pid_via(container, via)
+            async with _holding(container, via), admin.connect() as observer:
                 found = await observer.execute(last_query, {"pid": pid})
                 seen.append(found.scalar())
-            await driver.checkin(pooled)
     finally:
         await admin.dispose()
     assert "pg_backend_pid" in seen[0]
     assert seen[1] == ";"
 
 
-async def test_the_driver_recycles_a_connection_older_than_the_setting(
-    driver_with: Callable[..., Driver],
+@VIA
+async def test_pool_recycle_replaces_a_connection_older_than_it(
+    container_with: Callable[..., Container], via: str
 ) -> None:
     pids = {}
     for recycle in (0.0, 0.3):
-        driver = driver_with(database_pool_size=1, database_pool_recycle=recycle)
-        first = await _driver_pid(driver)
+        container = container_with(database_pool_size=1, database_pool_recycle=recycle)
+        first = await _pid_via(container, via)
         await asyncio.sleep(0.6)
-        pids[recycle] = (first, await _driver_pid(driver))
+        pids[recycle] = (first, await _pid_via(container, via))
     kept, recycled = pids[0.0], pids[0.3]
     assert kept[0] == kept[1]
     assert recycled[0] != recycled[1]
