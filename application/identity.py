@@ -132,15 +132,7 @@ class IdentityService:
         if token is None or not token.is_active(now):
             raise Unauthenticated()
         if self._use_is_stale(token, now):
-            assert token.id is not None
-            self._use_recorded[token.id] = now
-            try:
-                async with self._uow() as uow:
-                    await uow.tokens.record_use(token.id, now)
-                    await uow.commit()
-            except BaseException:
-                self._use_recorded.pop(token.id, None)  # the next request tries
-                raise
+            await self._record_use(token, now)
         return token.user_id
 
     def _use_is_stale(self, token: ApiToken, now: datetime) -> bool:
@@ -148,17 +140,26 @@ class IdentityService:
         last_used = token.last_used_at
         if last_used is not None and now - last_used < _LAST_USED_GRANULARITY:
             return False
+        recorded = self._use_recorded.get(token.id) if token.id is not None else None
+        # None: no other request of this process is recording it.
+        return recorded is None or now - recorded >= _LAST_USED_GRANULARITY
+
+    async def _record_use(self, token: ApiToken, now: datetime) -> None:
         assert token.id is not None
-        recorded = self._use_recorded.get(token.id)
-        if recorded is not None and now - recorded < _LAST_USED_GRANULARITY:
-            return False  # another request of this process is recording it
         if len(self._use_recorded) > _USES_REMEMBERED:
             self._use_recorded = {
                 id_: at
                 for id_, at in self._use_recorded.items()
                 if now - at < _LAST_USED_GRANULARITY
             }
-        return True
+        self._use_recorded[token.id] = now
+        try:
+            async with self._uow() as uow:
+                await uow.tokens.record_use(token.id, now)
+                await uow.commit()
+        except BaseException:
+            self._use_recorded.pop(token.id, None)  # the next request tries
+            raise
 
     @staticmethod
     def _issue(

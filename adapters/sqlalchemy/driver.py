@@ -272,19 +272,29 @@ class Driver:
         if turns is None:
             return
         if not turns.locked():
-            await turns.acquire()  # at once
+            await turns.acquire()  # at once, without a timer
             return
-        try:
-            async with asyncio.timeout(self._patience):
-                await turns.acquire()
-        except TimeoutError as error:
-            raise exc.TimeoutError(
-                f"No pooled connection came free within {self._patience:g} s."
-            ) from error
+        await _wait_in_line(
+            turns,
+            self._patience,
+            f"No pooled connection came free within {self._patience:g} s.",
+        )
 
     def _turn_over(self) -> None:
         if self._turns is not None:
             self._turns.release()
+
+
+async def _wait_in_line(
+    line: asyncio.Lock | asyncio.Semaphore, patience: float, refusal: str
+) -> None:
+    """Acquire `line` within `patience` seconds, else fail as the pool's
+    timeout does (the outage mapping answers 503)."""
+    try:
+        async with asyncio.timeout(patience):
+            await line.acquire()
+    except TimeoutError as error:
+        raise exc.TimeoutError(refusal) from error
 
 
 def _connect_in_a_greenlet(*_: Any) -> None:
@@ -417,13 +427,11 @@ class DriverSession:
         if turn is None or not self._writes or self._has_turn:
             return
         patience = self._driver.writer_patience
-        try:
-            async with asyncio.timeout(patience):
-                await turn.acquire()
-        except TimeoutError as error:
-            raise exc.TimeoutError(
-                f"Other writers held the SQLite database for over {patience:g} s."
-            ) from error
+        await _wait_in_line(
+            turn,
+            patience,
+            f"Other writers held the SQLite database for over {patience:g} s.",
+        )
         self._has_turn = True
 
     def _ended(self) -> None:
