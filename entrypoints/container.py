@@ -31,7 +31,6 @@ class Container(containers.DeclarativeContainer):
 
     wiring_config = containers.WiringConfiguration(
         modules=[
-            "entrypoints.http.auth",
             "entrypoints.http.routes.tasks",
             "entrypoints.http.routes.projects",
         ]
