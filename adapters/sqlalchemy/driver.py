@@ -22,7 +22,8 @@ Transactions (the sessions', see adapters.sqlalchemy.engine, except on SQLite):
   concurrent writes most of the time went to sleeping, and a writer could miss
   its turn for seconds. So a process's writers first queue, in order, for
   their turn (`Driver.writer_turn`), and take a connection only then; the busy
-  timeout is left for writers of other processes;
+  timeout is left for writers of other processes. Each statement is one hop to
+  aiosqlite's thread, the first with the transaction's BEGIN;
 - behind PgBouncer in transaction mode every unit runs in a transaction (READ
   ONLY for reads) that sets its statement timeout.
 
@@ -34,7 +35,7 @@ import asyncio
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event, exc
@@ -50,7 +51,10 @@ from adapters.sqlalchemy.engine import (
     SQLITE_BUSY_TIMEOUT_MS,
 )
 
+T = TypeVar("T")
 Processor = Callable[[Any], Any]
+# What `DriverSession._on_sqlite` runs in aiosqlite's thread.
+SqliteWork = Callable[[sqlite3.Connection, str, Any], T]
 # Told each statement before it runs: its SQL, dialect and execution options.
 Observer = Callable[[str, str, Mapping[str, Any]], None]
 
@@ -319,6 +323,9 @@ class DriverSession:
         self._writes = writes
         self._pooled: PoolProxiedConnection | None = None
         self._in_transaction = False
+        # On SQLite, the BEGIN that goes to aiosqlite's thread with the next
+        # statement (see `_on_sqlite`).
+        self._unbegun: str | None = None
         self._has_turn = False  # of the process's SQLite writers
 
     @property
@@ -339,20 +346,20 @@ class DriverSession:
         compiled, key = self._driver.compiled(statement)
         values = compiled.values(key, parameters)
         driver = await self._connection()
+        if not self._driver.on_postgresql:
+            if compiled.row is None:
+                rowcount = await self._on_sqlite(
+                    driver, _rowcount, compiled.sql, values
+                )
+                return DriverResult([], rowcount=rowcount)
+            records = await self._on_sqlite(driver, _fetchall, compiled.sql, values)
+            return DriverResult(compiled.rows(records))
         try:
             if compiled.row is not None:
-                if self._driver.on_postgresql:
-                    records = await driver.fetch(compiled.sql, *values)
-                else:
-                    records = await driver.execute_fetchall(compiled.sql, values)
+                records = await driver.fetch(compiled.sql, *values)
                 return DriverResult(compiled.rows(records))
-            if self._driver.on_postgresql:
-                status: str = await driver.execute(compiled.sql, *values)
-                return DriverResult([], rowcount=int(status.rpartition(" ")[2]))
-            cursor = await driver.execute(compiled.sql, values)
-            rowcount = cursor.rowcount
-            await cursor.close()
-            return DriverResult([], rowcount=rowcount)
+            status: str = await driver.execute(compiled.sql, *values)
+            return DriverResult([], rowcount=int(status.rpartition(" ")[2]))
         except BaseException as error:
             self._fail(compiled.sql, error)
 
@@ -364,10 +371,11 @@ class DriverSession:
         compiled, key = self._driver.compiled(statement, tuple(parameters[0]))
         values = [compiled.values(key, each) for each in parameters]
         driver = await self._connection()
+        if not self._driver.on_postgresql:
+            await self._on_sqlite(driver, _executemany, compiled.sql, values)
+            return
         try:
-            cursor = await driver.executemany(compiled.sql, values)
-            if cursor is not None:  # aiosqlite's; asyncpg returns nothing
-                await cursor.close()
+            await driver.executemany(compiled.sql, values)
         except BaseException as error:
             self._fail(compiled.sql, error)
 
@@ -375,16 +383,21 @@ class DriverSession:
         """The driver's connection, in this unit of work's transaction (COPY)."""
         if not self._writes:
             raise RuntimeError(_READ_ONLY_ERROR)
-        return await self._connection()
+        driver = await self._connection()
+        if self._unbegun is not None:  # the caller's statements go to the driver
+            begin, self._unbegun = self._unbegun, None
+            await self._run(begin)
+            self._in_transaction = True
+        return driver
 
     async def commit(self) -> None:
         if not self._writes:
             raise RuntimeError(_READ_ONLY_ERROR)
-        if self._in_transaction:
-            try:
+        try:
+            if self._in_transaction:
                 await self._run("COMMIT")
-            finally:
-                self._ended()
+        finally:
+            self._ended()  # also a BEGIN no statement went with: nothing to commit
 
     async def close(self) -> None:
         pooled = self._pooled
@@ -398,20 +411,49 @@ class DriverSession:
                 await self._driver.checkin(pooled)
 
     async def _connection(self) -> Any:
-        # The first statement, or the first after a commit, begins a transaction.
+        # The first statement, or the first after a commit, begins a transaction;
+        # on SQLite, with the statement (`_on_sqlite`).
         begin = None if self._in_transaction else self._begin
         if begin is not None:
             await self._take_turn()
         try:
             if self._pooled is None:
                 self._pooled = await self._checkout()
-            if begin is not None:
+            if begin is not None and not self._driver.on_postgresql:
+                self._unbegun = begin
+            elif begin is not None:
                 await self._run(begin)
                 self._in_transaction = True
         except BaseException:
             self._ended()
             raise
         return self._pooled.driver_connection
+
+    async def _on_sqlite(
+        self, driver: Any, work: SqliteWork[T], sql: str, values: Any
+    ) -> T:
+        """`work(connection, sql, values)` in aiosqlite's thread, after the
+        transaction's BEGIN if it is still to be sent: one hop to the thread.
+
+        aiosqlite's own calls take a hop each (and a cursor's close another):
+        a create's BEGIN, INSERT and COMMIT were three, and a writer holds the
+        process's turn, and SQLite's lock, across each hop's wait for the event
+        loop. `_execute` (run a function in the connection's thread) and
+        `_conn` (its sqlite3 connection) are aiosqlite's private parts, pinned
+        by the lock file.
+        """
+        begin, self._unbegun = self._unbegun, None
+        try:
+            result: T = await driver._execute(
+                _run_after, driver._conn, begin, work, sql, values
+            )
+        except BaseException as error:
+            if begin is not None:  # a statement that failed after its BEGIN
+                self._in_transaction = driver.in_transaction
+            self._fail(sql, error)
+        if begin is not None:
+            self._in_transaction = True
+        return result
 
     async def _checkout(self) -> PoolProxiedConnection:
         try:
@@ -437,6 +479,7 @@ class DriverSession:
     def _ended(self) -> None:
         """The transaction is over: the next writer may go."""
         self._in_transaction = False
+        self._unbegun = None
         if self._has_turn:
             self._has_turn = False
             assert self._driver.writer_turn is not None
@@ -469,6 +512,34 @@ class DriverSession:
         if isinstance(error, Exception):
             raise _wrapped(sql, error) from error
         raise error
+
+
+def _run_after(
+    connection: sqlite3.Connection,
+    begin: str | None,
+    work: SqliteWork[T],
+    sql: str,
+    values: Any,
+) -> T:
+    if begin is not None:
+        connection.execute(begin)
+    return work(connection, sql, values)
+
+
+def _fetchall(connection: sqlite3.Connection, sql: str, values: Any) -> list[Any]:
+    return connection.execute(sql, values).fetchall()
+
+
+def _rowcount(connection: sqlite3.Connection, sql: str, values: Any) -> int:
+    cursor = connection.execute(sql, values)
+    try:
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def _executemany(connection: sqlite3.Connection, sql: str, values: Any) -> None:
+    connection.executemany(sql, values).close()
 
 
 def _integrity_error(error: BaseException) -> bool:

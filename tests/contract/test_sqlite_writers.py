@@ -1,8 +1,12 @@
 """SQLite's writers in one process take turns, in order, before they take a
-connection (adapters.sqlalchemy.driver): none sleeps in SQLite's busy handler."""
+connection (adapters.sqlalchemy.driver): none sleeps in SQLite's busy handler.
+A writer's BEGIN goes to aiosqlite's thread with its first statement."""
 
 import asyncio
+import sqlite3
+from typing import Any
 
+import aiosqlite
 import pytest
 from sqlalchemy import exc
 from sqlalchemy.pool import QueuePool
@@ -19,6 +23,64 @@ from tests.fakes import TickingClock
 @pytest.fixture
 def database_url(sqlite_url: str) -> str:
     return sqlite_url
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What was sent to aiosqlite's connection threads from now on, by name."""
+    names: list[str] = []
+    send = aiosqlite.Connection._execute
+
+    async def counting(self: aiosqlite.Connection, fn: Any, *args: Any) -> Any:
+        names.append(getattr(fn, "__name__", repr(fn)))
+        return await send(self, fn, *args)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    return names
+
+
+async def _store(new_uow: NewUnitOfWork, clock: TickingClock, title: str) -> int:
+    async with new_uow() as uow:
+        task = Task.create(title, clock.now())
+        await uow.tasks.add(task)
+        await uow.commit()
+    assert task.id is not None
+    return task.id
+
+
+async def test_a_writer_sends_its_begin_with_its_first_statement(
+    new_uow: NewUnitOfWork, clock: TickingClock, hops: list[str]
+) -> None:
+    await _store(new_uow, clock, "first")  # the pool now holds a connection
+    hops.clear()
+
+    await _store(new_uow, clock, "second")
+
+    # BEGIN IMMEDIATE and the INSERT in one hop, then the COMMIT: every hop
+    # waits for the event loop with SQLite's write lock held.
+    assert len(hops) == 2
+    page = await list_tasks(new_uow, TaskQuery())
+    assert sorted(t.title for t in page.items) == ["first", "second"]
+
+
+async def test_a_writer_holds_the_write_lock_from_its_first_statement_a_read(
+    sqlite_url: str, new_uow: NewUnitOfWork, clock: TickingClock
+) -> None:
+    task_id = await _store(new_uow, clock, "first")
+    other = sqlite3.connect(
+        sqlite_url.partition(":///")[2], timeout=0, isolation_level=None
+    )
+    try:
+        async with new_uow() as uow:
+            assert await uow.tasks.get(task_id) is not None
+
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+
+        other.execute("BEGIN IMMEDIATE")  # released at the end of the unit
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
 
 
 async def test_a_second_writer_waits_for_the_first_to_commit_holding_nothing(
