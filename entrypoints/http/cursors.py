@@ -17,9 +17,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 
 from application.queries import Position, SortValue
@@ -173,11 +173,8 @@ class Paging:
     count_cap: int
 
 
-async def _paging(request: Request) -> Paging:
-    # async, though it awaits nothing: FastAPI runs a plain function in its
-    # thread pool, a thread hop per listing for an attribute read.
+def paging_of(request: Request) -> Paging:
+    """The app's paging. Read in the route, not as a dependency: FastAPI's
+    solving of one costs more than a listing's cursor does."""
     paging: Paging = request.app.state.paging
     return paging
-
-
-PagingDep = Annotated[Paging, Depends(_paging)]

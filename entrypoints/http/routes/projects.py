@@ -17,7 +17,7 @@ from entrypoints.http.conditional import (
     not_modified_response,
     with_etag,
 )
-from entrypoints.http.cursors import PagingDep
+from entrypoints.http.cursors import paging_of
 from entrypoints.http.idempotency import (
     IdempotencyKey,
     created,
@@ -93,9 +93,10 @@ async def list_projects(
     filters: Annotated[ProjectFilters, Depends(_project_filters)],
     projects: ProjectServiceDep,
     owner: OwnerId,
-    paging: PagingDep,
+    request: Request,
 ) -> Response:
     """List projects, filtered, sorted and paginated."""
+    paging = paging_of(request)
     binding = filters.binding(route="projects", owner=owner)
     page = await projects.list(owner, filters.query(paging, binding))
     return filters.page(page, PROJECT_READS, paging, binding)
@@ -173,9 +174,10 @@ async def list_project_tasks(
     filters: Annotated[ProjectTaskFilters, Depends(_project_task_filters)],
     projects: ProjectServiceDep,
     owner: OwnerId,
-    paging: PagingDep,
+    request: Request,
 ) -> Response:
     """List a project's tasks, with the same filters as /tasks."""
+    paging = paging_of(request)
     binding = filters.binding(route="project tasks", project=project_id, owner=owner)
     query = filters.query(paging, binding)
     page = await projects.list_tasks(owner, project_id, query)

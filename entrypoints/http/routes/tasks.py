@@ -17,7 +17,7 @@ from entrypoints.http.conditional import (
     not_modified_response,
     with_etag,
 )
-from entrypoints.http.cursors import PagingDep
+from entrypoints.http.cursors import paging_of
 from entrypoints.http.idempotency import (
     IdempotencyKey,
     created,
@@ -86,9 +86,10 @@ async def list_tasks(
     filters: Annotated[TaskFilters, Depends(_task_filters)],
     tasks: TaskServiceDep,
     owner: OwnerId,
-    paging: PagingDep,
+    request: Request,
 ) -> Response:
     """List tasks, filtered, sorted and paginated."""
+    paging = paging_of(request)
     binding = filters.binding(route="tasks", owner=owner)
     page = await tasks.list(owner, filters.query(paging, binding))
     return filters.page(page, TASK_READS, paging, binding)
