@@ -19,8 +19,11 @@ class BearerOwner(HTTPBearer):
     As a security scheme, FastAPI documents it in the OpenAPI (as `HTTPBearer`);
     as the dependency, its call resolves the token to the user it belongs to.
     One dependency rather than three (the scheme, the identity service and a
-    function of both): FastAPI's dependency solving was a fifth of what the
-    production configuration adds to a cheap request.
+    function of both): FastAPI's solving of each costs every request. A bare
+    route with the three cost 217 µs, with this one 156, with none 118 (best
+    of seven, alternated). The identity service comes from the app's container
+    (as /readyz's engine does), not through `Depends(Provide[...])`: that
+    marker is a dependency too, and took back two thirds of the saving.
     """
 
     async def __call__(self, request: Request) -> int:  # type: ignore[override]
