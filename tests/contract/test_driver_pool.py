@@ -17,7 +17,7 @@ from application.queries import TaskQuery
 from domain.tasks import Task
 from entrypoints.container import Container
 from tests.conftest import url_for
-from tests.contract.support import NewUnitOfWork, list_tasks
+from tests.contract.support import NewUnitOfWork, list_tasks, save
 from tests.fakes import TickingClock
 
 
@@ -39,24 +39,20 @@ def spawned(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return names
 
 
-async def _store(new_uow: NewUnitOfWork, clock: TickingClock, title: str) -> None:
-    async with new_uow() as uow:
-        await uow.tasks.add(Task.create(title, clock.now()))
-        await uow.commit()
-
-
 async def test_an_idle_connection_is_taken_and_returned_without_a_greenlet(
     container: Container,
     new_uow: NewUnitOfWork,
     clock: TickingClock,
     spawned: list[str],
 ) -> None:
-    await _store(new_uow, clock, "first")  # the pool now holds a connection
+    await save(
+        new_uow, Task.create("first", clock.now())
+    )  # the pool now holds a connection
     pool = container.engine().sync_engine.pool
     assert isinstance(pool, QueuePool)
     spawned.clear()
 
-    await _store(new_uow, clock, "second")
+    await save(new_uow, Task.create("second", clock.now()))
     page = await list_tasks(new_uow, TaskQuery())
 
     assert sorted(t.title for t in page.items) == ["first", "second"]
@@ -80,7 +76,7 @@ async def test_a_connection_invalidated_in_the_pool_is_reopened_in_a_greenlet(
     spawned.clear()
 
     with caplog.at_level(logging.ERROR):
-        await _store(new_uow, clock, "after")
+        await save(new_uow, Task.create("after", clock.now()))
         page = await list_tasks(new_uow, TaskQuery())
 
     assert [t.title for t in page.items] == ["after"]

@@ -16,7 +16,7 @@ from application.queries import TaskQuery
 from domain.tasks import Task
 from entrypoints.container import Container
 from entrypoints.outages import database_unavailable
-from tests.contract.support import NewUnitOfWork, list_tasks
+from tests.contract.support import NewUnitOfWork, list_tasks, save
 from tests.fakes import TickingClock
 
 
@@ -39,22 +39,13 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return names
 
 
-async def _store(new_uow: NewUnitOfWork, clock: TickingClock, title: str) -> int:
-    async with new_uow() as uow:
-        task = Task.create(title, clock.now())
-        await uow.tasks.add(task)
-        await uow.commit()
-    assert task.id is not None
-    return task.id
-
-
 async def test_a_writer_sends_its_begin_with_its_first_statement(
     new_uow: NewUnitOfWork, clock: TickingClock, hops: list[str]
 ) -> None:
-    await _store(new_uow, clock, "first")  # the pool now holds a connection
+    await save(new_uow, Task.create("first", clock.now()))  # the pool holds one
     hops.clear()
 
-    await _store(new_uow, clock, "second")
+    await save(new_uow, Task.create("second", clock.now()))
 
     # BEGIN IMMEDIATE and the INSERT in one hop, then the COMMIT: every hop
     # waits for the event loop with SQLite's write lock held.
@@ -66,13 +57,15 @@ async def test_a_writer_sends_its_begin_with_its_first_statement(
 async def test_a_writer_holds_the_write_lock_from_its_first_statement_a_read(
     sqlite_url: str, new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
-    task_id = await _store(new_uow, clock, "first")
+    task = Task.create("first", clock.now())
+    await save(new_uow, task)
+    assert task.id is not None
     other = sqlite3.connect(
         sqlite_url.partition(":///")[2], timeout=0, isolation_level=None
     )
     try:
         async with new_uow() as uow:
-            assert await uow.tasks.get(task_id) is not None
+            assert await uow.tasks.get(task.id) is not None
 
             with pytest.raises(sqlite3.OperationalError, match="locked"):
                 other.execute("BEGIN IMMEDIATE")
