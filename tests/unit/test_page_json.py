@@ -1,0 +1,93 @@
+"""A listing's body is the JSON that pydantic writes for Page[TaskRead] and
+Page[ProjectRead], byte for byte, though it is written without them."""
+
+from datetime import UTC, date, timedelta, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from application.queries import Page
+from domain.projects import Project
+from domain.tasks import Task
+from domain.values import Priority
+from entrypoints.http.cursors import Cursors, Paging
+from entrypoints.http.schemas import (
+    PROJECT_READS,
+    TASK_READS,
+    ProjectFilters,
+    ProjectRead,
+    TaskFilters,
+    TaskRead,
+)
+from entrypoints.http.schemas import Page as PageSchema
+
+PAGING = Paging(Cursors(b"a test secret of 32 bytes or so!"), count_cap=1000)
+ids = st.integers(1, 2**63 - 1)
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+# Entities read back from a database are in UTC; any other offset is written
+# the same way by both too.
+offsets = st.integers(-23 * 60, 23 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+moments = st.one_of(
+    st.datetimes(timezones=st.just(UTC)),
+    st.datetimes(timezones=offsets),
+    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=0)),
+)
+tasks = st.builds(
+    Task,
+    title=texts,
+    created_at=moments,
+    updated_at=moments,
+    description=st.none() | texts,
+    priority=st.sampled_from(Priority),
+    due_date=st.none() | st.dates(min_value=date(1, 1, 1)),
+    project_id=st.none() | ids,
+    done=st.booleans(),
+    completed_at=st.none() | moments,
+    version=st.integers(1, 2**31 - 1),
+    owner_id=ids,
+    id=ids,
+)
+projects = st.builds(
+    Project,
+    name=texts,
+    description=st.none() | texts,
+    created_at=moments,
+    updated_at=moments,
+    archived=st.booleans(),
+    version=st.integers(1, 2**31 - 1),
+    owner_id=ids,
+    id=ids,
+)
+totals = st.none() | st.integers(0, 10**6)
+
+
+@settings(max_examples=300)
+@given(items=st.lists(tasks, max_size=5), total=totals, limit=st.integers(1, 100))
+def test_a_page_of_tasks_is_written_as_pydantic_writes_page_of_task_read(
+    items: list[Task], total: int | None, limit: int
+) -> None:
+    body = TaskFilters(limit=limit).page(Page(items, total), TASK_READS, PAGING, {})
+    expected = PageSchema[TaskRead](
+        items=[TaskRead.of(task) for task in items],
+        total=total,
+        limit=limit,
+        offset=0,
+        next_cursor=None,
+    )
+    assert body.body == expected.model_dump_json().encode()
+
+
+@settings(max_examples=200)
+@given(items=st.lists(projects, max_size=5), total=totals)
+def test_a_page_of_projects_is_written_as_pydantic_writes_page_of_project_read(
+    items: list[Project], total: int | None
+) -> None:
+    body = ProjectFilters().page(Page(items, total), PROJECT_READS, PAGING, {})
+    expected = PageSchema[ProjectRead](
+        items=[ProjectRead.of(project) for project in items],
+        total=total,
+        limit=ProjectFilters().limit,
+        offset=0,
+        next_cursor=None,
+    )
+    assert body.body == expected.model_dump_json().encode()
