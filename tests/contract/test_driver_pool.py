@@ -45,9 +45,8 @@ async def test_an_idle_connection_is_taken_and_returned_without_a_greenlet(
     clock: TickingClock,
     spawned: list[str],
 ) -> None:
-    await save(
-        new_uow, Task.create("first", clock.now())
-    )  # the pool now holds a connection
+    # The pool now holds a connection.
+    await save(new_uow, Task.create("first", clock.now()))
     pool = container.engine().sync_engine.pool
     assert isinstance(pool, QueuePool)
     spawned.clear()
