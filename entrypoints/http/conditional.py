@@ -31,10 +31,6 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def with_etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = etag(version)
-
-
 def _tags(header: str) -> list[tuple[bool, str]]:
     """(weak, opaque tag) for each entity tag in a list; junk is skipped."""
     return [(bool(weak), tag) for weak, tag in _ENTITY_TAG.findall(header)]

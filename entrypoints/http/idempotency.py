@@ -43,15 +43,6 @@ def fingerprint(request: Request, body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def created(body: BaseModel, location: str, etag: str) -> Response:
-    return Response(
-        body.model_dump_json(),
-        status_code=201,
-        media_type="application/json",
-        headers={"Location": location, "ETag": etag},
-    )
-
-
 async def idempotently(
     service: IdempotencyService,
     owner_id: int,

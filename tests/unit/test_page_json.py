@@ -1,5 +1,6 @@
 """A listing's body is the JSON that pydantic writes for Page[TaskRead] and
-Page[ProjectRead], byte for byte, though it is written without them."""
+Page[ProjectRead], and one entity's body the JSON it writes for TaskRead and
+ProjectRead, byte for byte, though they are written without them."""
 
 from datetime import UTC, date, timedelta, timezone
 
@@ -18,6 +19,7 @@ from entrypoints.http.schemas import (
     ProjectRead,
     TaskFilters,
     TaskRead,
+    item_response,
 )
 from entrypoints.http.schemas import Page as PageSchema
 
@@ -91,3 +93,24 @@ def test_a_page_of_projects_is_written_as_pydantic_writes_page_of_project_read(
         next_cursor=None,
     )
     assert body.body == expected.model_dump_json().encode()
+
+
+@settings(max_examples=300)
+@given(task=tasks, status=st.sampled_from([200, 201]))
+def test_a_task_is_written_as_pydantic_writes_task_read(
+    task: Task, status: int
+) -> None:
+    response = item_response(
+        TASK_READS, task, status_code=status, headers={"ETag": '"7"'}
+    )
+    assert response.body == TaskRead.of(task).model_dump_json().encode()
+    assert response.status_code == status
+    assert response.headers["etag"] == '"7"'
+    assert response.headers["content-type"] == "application/json"
+
+
+@settings(max_examples=200)
+@given(project=projects)
+def test_a_project_is_written_as_pydantic_writes_project_read(project: Project) -> None:
+    response = item_response(PROJECT_READS, project, headers={})
+    assert response.body == ProjectRead.of(project).model_dump_json().encode()

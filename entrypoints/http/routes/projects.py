@@ -15,12 +15,10 @@ from entrypoints.http.conditional import (
     expected_versions,
     not_modified,
     not_modified_response,
-    with_etag,
 )
 from entrypoints.http.cursors import paging_of
 from entrypoints.http.idempotency import (
     IdempotencyKey,
-    created,
     fingerprint,
     idempotently,
 )
@@ -38,6 +36,7 @@ from entrypoints.http.schemas import (
     ProjectTaskFilters,
     ProjectUpdate,
     TaskRead,
+    item_response,
 )
 
 router = APIRouter(prefix="/projects", tags=["projects"])
@@ -70,8 +69,8 @@ async def create_project(
 
     async def create() -> Response:
         project = await projects.create(owner, body.name, body.description)
-        location = f"/projects/{project.id}"
-        return created(ProjectRead.of(project), location, etag(project.version))
+        headers = {"Location": f"/projects/{project.id}", "ETag": etag(project.version)}
+        return item_response(PROJECT_READS, project, status_code=201, headers=headers)
 
     return await idempotently(
         idempotency, owner, idempotency_key, partial(fingerprint, request, body), create
@@ -110,17 +109,16 @@ async def list_projects(
 @inject
 async def get_project(
     project_id: ProjectId,
-    response: Response,
     projects: ProjectServiceDep,
     owner: OwnerId,
     if_none_match: IfNoneMatch = None,
-) -> ProjectRead | Response:
+) -> Response:
     """Get one project."""
     project = await projects.get(owner, project_id)
     if not_modified(if_none_match, project.version):
         return not_modified_response(project.version)
-    with_etag(response, project.version)
-    return ProjectRead.of(project)
+    headers = {"ETag": etag(project.version)}
+    return item_response(PROJECT_READS, project, headers=headers)
 
 
 @router.patch(
@@ -132,17 +130,16 @@ async def get_project(
 async def update_project(
     project_id: ProjectId,
     body: ProjectUpdate,
-    response: Response,
     projects: ProjectServiceDep,
     owner: OwnerId,
     if_match: IfMatch = None,
-) -> ProjectRead:
+) -> Response:
     """Rename, describe, archive or unarchive a project."""
     project = await projects.update(
         owner, project_id, body.to_changes(), expected=expected_versions(if_match)
     )
-    with_etag(response, project.version)
-    return ProjectRead.of(project)
+    headers = {"ETag": etag(project.version)}
+    return item_response(PROJECT_READS, project, headers=headers)
 
 
 @router.delete(

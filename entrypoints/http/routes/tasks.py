@@ -15,12 +15,10 @@ from entrypoints.http.conditional import (
     expected_versions,
     not_modified,
     not_modified_response,
-    with_etag,
 )
 from entrypoints.http.cursors import paging_of
 from entrypoints.http.idempotency import (
     IdempotencyKey,
-    created,
     fingerprint,
     idempotently,
 )
@@ -35,6 +33,7 @@ from entrypoints.http.schemas import (
     TaskFilters,
     TaskRead,
     TaskUpdate,
+    item_response,
 )
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -65,7 +64,8 @@ async def create_task(
 
     async def create() -> Response:
         task = await tasks.create(owner, CreateTask(**body.model_dump()))
-        return created(TaskRead.of(task), f"/tasks/{task.id}", etag(task.version))
+        headers = {"Location": f"/tasks/{task.id}", "ETag": etag(task.version)}
+        return item_response(TASK_READS, task, status_code=201, headers=headers)
 
     return await idempotently(
         idempotency, owner, idempotency_key, partial(fingerprint, request, body), create
@@ -103,17 +103,15 @@ async def list_tasks(
 @inject
 async def get_task(
     task_id: TaskId,
-    response: Response,
     tasks: TaskServiceDep,
     owner: OwnerId,
     if_none_match: IfNoneMatch = None,
-) -> TaskRead | Response:
+) -> Response:
     """Get one task."""
     task = await tasks.get(owner, task_id)
     if not_modified(if_none_match, task.version):
         return not_modified_response(task.version)
-    with_etag(response, task.version)
-    return TaskRead.of(task)
+    return item_response(TASK_READS, task, headers={"ETag": etag(task.version)})
 
 
 @router.patch(
@@ -125,17 +123,15 @@ async def get_task(
 async def update_task(
     task_id: TaskId,
     body: TaskUpdate,
-    response: Response,
     tasks: TaskServiceDep,
     owner: OwnerId,
     if_match: IfMatch = None,
-) -> TaskRead:
+) -> Response:
     """Change some of a task's fields."""
     task = await tasks.update(
         owner, task_id, body.to_changes(), expected=expected_versions(if_match)
     )
-    with_etag(response, task.version)
-    return TaskRead.of(task)
+    return item_response(TASK_READS, task, headers={"ETag": etag(task.version)})
 
 
 @router.delete(
