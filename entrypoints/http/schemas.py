@@ -179,8 +179,8 @@ def item_response(
     reads), not validated again by FastAPI: a Response skips response_model,
     which stays on the route for the OpenAPI document.
 
-    A get-one's validation into TaskRead and FastAPI's validation and writing of it took
-    about 4 % of its CPU in process (py-spy)."""
+    Building a TaskRead for a get-one, which FastAPI then validated and wrote
+    again, took about 4 % of its CPU in process (py-spy)."""
     return Response(
         _json(read((entity,))[0]),
         status_code=status_code,
