@@ -108,21 +108,20 @@ def test_a_page_of_projects_is_written_as_pydantic_writes_page_of_project_read(
 
 
 @settings(max_examples=300)
-@given(task=tasks, status=st.sampled_from([200, 201]))
+@given(task=tasks, location=st.sampled_from([None, "/tasks/7"]))
 def test_a_task_is_written_as_pydantic_writes_task_read(
-    task: Task, status: int
+    task: Task, location: str | None
 ) -> None:
-    response = item_response(
-        TASK_READS, task, status_code=status, headers={"ETag": '"7"'}
-    )
+    response = item_response(TASK_READS, task, location=location)
     assert response.body == as_pydantic_writes(TaskRead, task)
-    assert response.status_code == status
-    assert response.headers["etag"] == '"7"'
+    assert response.status_code == (200 if location is None else 201)
+    assert response.headers["etag"] == f'"{task.version}"'
+    assert response.headers.get("location") == location
     assert response.headers["content-type"] == "application/json"
 
 
 @settings(max_examples=200)
 @given(project=projects)
 def test_a_project_is_written_as_pydantic_writes_project_read(project: Project) -> None:
-    response = item_response(PROJECT_READS, project, headers={})
+    response = item_response(PROJECT_READS, project)
     assert response.body == as_pydantic_writes(ProjectRead, project)

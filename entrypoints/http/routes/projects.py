@@ -11,7 +11,6 @@ from entrypoints.http.auth import OwnerId
 from entrypoints.http.conditional import (
     IfMatch,
     IfNoneMatch,
-    etag,
     expected_versions,
     not_modified,
     not_modified_response,
@@ -69,8 +68,8 @@ async def create_project(
 
     async def create() -> Response:
         project = await projects.create(owner, body.name, body.description)
-        headers = {"Location": f"/projects/{project.id}", "ETag": etag(project.version)}
-        return item_response(PROJECT_READS, project, status_code=201, headers=headers)
+        location = f"/projects/{project.id}"
+        return item_response(PROJECT_READS, project, location=location)
 
     return await idempotently(
         idempotency, owner, idempotency_key, partial(fingerprint, request, body), create
@@ -117,8 +116,7 @@ async def get_project(
     project = await projects.get(owner, project_id)
     if not_modified(if_none_match, project.version):
         return not_modified_response(project.version)
-    headers = {"ETag": etag(project.version)}
-    return item_response(PROJECT_READS, project, headers=headers)
+    return item_response(PROJECT_READS, project)
 
 
 @router.patch(
@@ -138,8 +136,7 @@ async def update_project(
     project = await projects.update(
         owner, project_id, body.to_changes(), expected=expected_versions(if_match)
     )
-    headers = {"ETag": etag(project.version)}
-    return item_response(PROJECT_READS, project, headers=headers)
+    return item_response(PROJECT_READS, project)
 
 
 @router.delete(

@@ -11,7 +11,6 @@ from entrypoints.http.auth import OwnerId
 from entrypoints.http.conditional import (
     IfMatch,
     IfNoneMatch,
-    etag,
     expected_versions,
     not_modified,
     not_modified_response,
@@ -64,8 +63,7 @@ async def create_task(
 
     async def create() -> Response:
         task = await tasks.create(owner, CreateTask(**body.model_dump()))
-        headers = {"Location": f"/tasks/{task.id}", "ETag": etag(task.version)}
-        return item_response(TASK_READS, task, status_code=201, headers=headers)
+        return item_response(TASK_READS, task, location=f"/tasks/{task.id}")
 
     return await idempotently(
         idempotency, owner, idempotency_key, partial(fingerprint, request, body), create
@@ -111,7 +109,7 @@ async def get_task(
     task = await tasks.get(owner, task_id)
     if not_modified(if_none_match, task.version):
         return not_modified_response(task.version)
-    return item_response(TASK_READS, task, headers={"ETag": etag(task.version)})
+    return item_response(TASK_READS, task)
 
 
 @router.patch(
@@ -131,7 +129,7 @@ async def update_task(
     task = await tasks.update(
         owner, task_id, body.to_changes(), expected=expected_versions(if_match)
     )
-    return item_response(TASK_READS, task, headers={"ETag": etag(task.version)})
+    return item_response(TASK_READS, task)
 
 
 @router.delete(
