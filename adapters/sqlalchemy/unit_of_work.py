@@ -13,6 +13,7 @@ from adapters.sqlalchemy.repositories import (
     SqlAlchemyUserRepository,
     Statements,
     advance_ids,
+    analyze_after_copy,
 )
 
 SessionFactory = async_sessionmaker[AsyncSession] | Callable[[], DriverSession]
@@ -70,6 +71,10 @@ class SqlAlchemyUnitOfWork(_SessionUnitOfWork):
         super().__init__(session_factory, read_session_factory, read_only)
         self.owner_id = owner_id
 
+    async def commit(self) -> None:
+        await analyze_after_copy(self._session, [self.tasks])
+        await super().commit()
+
     def _start(self, session: Statements) -> None:
         self.tasks = SqlAlchemyTaskRepository(session, self.owner_id)
         self.projects = SqlAlchemyProjectRepository(session, self.owner_id)
@@ -119,14 +124,21 @@ class SqlAlchemyTransferUnitOfWork(_SessionUnitOfWork):
         assert isinstance(self._session, AsyncSession)
         return self._session
 
+    async def commit(self) -> None:
+        await analyze_after_copy(self._session, (d.tasks for d in self._owned))
+        await super().commit()
+
     def _start(self, session: Statements) -> None:
         self.users = SqlAlchemyUserRepository(session)
+        self._owned: list[SqlAlchemyOwnerData] = []
 
     def owned_by(self, owner_id: int) -> SqlAlchemyOwnerData:
-        return SqlAlchemyOwnerData(
+        data = SqlAlchemyOwnerData(
             SqlAlchemyTaskRepository(self._session, owner_id),
             SqlAlchemyProjectRepository(self._session, owner_id),
         )
+        self._owned.append(data)
+        return data
 
     async def advance_ids(self) -> None:
         await advance_ids(self._transfer)

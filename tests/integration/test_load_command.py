@@ -1,16 +1,20 @@
 """`taskhub tasks load`, as a user runs it, on SQLite and on PostgreSQL."""
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from application.loading import BATCH_SIZE
 from application.queries import TaskQuery, Window
 from domain.tasks import Task
 from entrypoints.container import build_container
 from tests.conftest import test_settings
+from tests.databases import direct, in_thread
 from tests.served import TASKHUB, environment, taskhub
 
 
@@ -127,3 +131,38 @@ async def test_bad_lines_and_unknown_users_are_refused_as_the_api_refuses_them(
     assert unknown.returncode == 1
     assert "There is no user named 'nobody'." in unknown.stderr
     assert await stored_tasks(env) == []
+
+
+def planned_rows(url: str) -> float:
+    """What PostgreSQL's planner believes the tasks table holds (-1: never
+    analyzed)."""
+
+    async def read() -> float:
+        engine = create_async_engine(
+            make_url(direct(url)).set(drivername="postgresql+asyncpg")
+        )
+        try:
+            async with engine.connect() as connection:
+                statement = "SELECT reltuples FROM pg_class WHERE relname = 'tasks'"
+                return float((await connection.exec_driver_sql(statement)).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return in_thread(asyncio.run, read())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("server_database_url", ["postgres"], indirect=True)
+def test_a_large_load_leaves_the_planner_knowing_the_tables_size(
+    env: dict[str, str],
+) -> None:
+    url = env["TASKHUB_DATABASE_URL"]
+    few = load(env, "--user", "carol", stdin=lines({"title": "One"}, {"title": "Two"}))
+    assert few.returncode == 0, few.stderr
+    assert planned_rows(url) == -1  # a small load leaves it to autovacuum
+
+    many = [{"title": f"Task {i}"} for i in range(1_500)]
+    done = load(env, "--user", "carol", stdin=lines(*many))
+
+    assert done.returncode == 0, done.stderr
+    assert planned_rows(url) == 1_502
