@@ -148,6 +148,17 @@ async def test_a_request_without_a_valid_token_gets_a_401_problem_asking_for_bea
     assert_unauthenticated(response)
 
 
+@pytest.mark.parametrize(
+    "path", ["/tasks?limit=0", "/projects?sort=nope", "/projects/1/tasks?done=maybe"]
+)
+async def test_a_listing_is_refused_for_its_missing_token_before_its_query_is_read(
+    anonymous: AsyncClient, path: str
+) -> None:
+    response = await anonymous.get(path)
+
+    assert_unauthenticated(response)
+
+
 async def test_the_401_body_is_the_same_whatever_was_wrong_with_the_token(
     anonymous: AsyncClient, container: Container, clock: TickingClock, token: str
 ) -> None:

@@ -91,6 +91,33 @@ async def test_every_operation_declares_its_success_and_error_responses(
     assert operation.get("summary")
 
 
+CONDITIONAL = {
+    ("get", "/tasks/{id}"): "If-None-Match",
+    ("get", "/projects/{id}"): "If-None-Match",
+    ("patch", "/tasks/{id}"): "If-Match",
+    ("patch", "/projects/{id}"): "If-Match",
+    ("delete", "/tasks/{id}"): "If-Match",
+    ("delete", "/projects/{id}"): "If-Match",
+}
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(CONDITIONAL))
+async def test_conditional_headers_are_documented_after_the_path_id(
+    openapi: Json, method: str, path: str
+) -> None:
+    operation = operations(openapi)[method, path]
+    header = CONDITIONAL[method, path]
+
+    assert [(p["in"], p["name"]) for p in operation["parameters"]] == [
+        ("path", operation["parameters"][0]["name"]),
+        ("header", header),
+    ]
+    documented = parameters(operation)[header]
+    assert documented["required"] is False
+    assert documented["description"]
+    assert {"type": "string"} in documented["schema"]["anyOf"]
+
+
 @pytest.mark.parametrize(("method", "path"), sorted(OPERATIONS))
 async def test_error_responses_are_documented_as_problem_details(
     openapi: Json, method: str, path: str

@@ -9,8 +9,8 @@ from application.services import ProjectService
 from entrypoints.container import Container
 from entrypoints.http.auth import OwnerId
 from entrypoints.http.conditional import (
-    IfMatch,
-    IfNoneMatch,
+    IF_MATCH,
+    IF_NONE_MATCH,
     expected_versions,
     not_modified,
     not_modified_response,
@@ -88,12 +88,10 @@ _project_task_filters, _PROJECT_TASK_FILTERS_DOCS = query_model(ProjectTaskFilte
 )
 @inject
 async def list_projects(
-    filters: Annotated[ProjectFilters, Depends(_project_filters)],
-    projects: ProjectServiceDep,
-    owner: OwnerId,
-    request: Request,
+    projects: ProjectServiceDep, owner: OwnerId, request: Request
 ) -> Response:
     """List projects, filtered, sorted and paginated."""
+    filters = _project_filters(request)
     paging = paging_of(request)
     binding = filters.binding(route="projects", owner=owner)
     page = await projects.list(owner, filters.query(paging, binding))
@@ -104,17 +102,15 @@ async def list_projects(
     "/{project_id}",
     response_model=ProjectRead,
     responses=route_responses(304, 404, 422, etag=True),
+    openapi_extra=IF_NONE_MATCH.openapi,
 )
 @inject
 async def get_project(
-    project_id: ProjectId,
-    projects: ProjectServiceDep,
-    owner: OwnerId,
-    if_none_match: IfNoneMatch = None,
+    project_id: ProjectId, projects: ProjectServiceDep, owner: OwnerId, request: Request
 ) -> Response:
     """Get one project."""
     project = await projects.get(owner, project_id)
-    if not_modified(if_none_match, project.version):
+    if not_modified(IF_NONE_MATCH(request), project.version):
         return not_modified_response(project.version)
     return item_response(PROJECT_READS, project)
 
@@ -123,6 +119,7 @@ async def get_project(
     "/{project_id}",
     response_model=ProjectRead,
     responses=route_responses(400, 404, 409, 412, 422, etag=True),
+    openapi_extra=IF_MATCH.openapi,
 )
 @inject
 async def update_project(
@@ -130,11 +127,12 @@ async def update_project(
     body: ProjectUpdate,
     projects: ProjectServiceDep,
     owner: OwnerId,
-    if_match: IfMatch = None,
+    request: Request,
 ) -> Response:
     """Rename, describe, archive or unarchive a project."""
+    expected = expected_versions(IF_MATCH(request))
     project = await projects.update(
-        owner, project_id, body.to_changes(), expected=expected_versions(if_match)
+        owner, project_id, body.to_changes(), expected=expected
     )
     return item_response(PROJECT_READS, project)
 
@@ -144,16 +142,15 @@ async def update_project(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=route_responses(404, 409, 412, 422),
+    openapi_extra=IF_MATCH.openapi,
 )
 @inject
 async def delete_project(
-    project_id: ProjectId,
-    projects: ProjectServiceDep,
-    owner: OwnerId,
-    if_match: IfMatch = None,
+    project_id: ProjectId, projects: ProjectServiceDep, owner: OwnerId, request: Request
 ) -> None:
     """Delete a project that has no tasks."""
-    await projects.delete(owner, project_id, expected=expected_versions(if_match))
+    expected = expected_versions(IF_MATCH(request))
+    await projects.delete(owner, project_id, expected=expected)
 
 
 @router.get(
@@ -165,12 +162,12 @@ async def delete_project(
 @inject
 async def list_project_tasks(
     project_id: ProjectId,
-    filters: Annotated[ProjectTaskFilters, Depends(_project_task_filters)],
     projects: ProjectServiceDep,
     owner: OwnerId,
     request: Request,
 ) -> Response:
     """List a project's tasks, with the same filters as /tasks."""
+    filters = _project_task_filters(request)
     paging = paging_of(request)
     binding = filters.binding(route="project tasks", project=project_id, owner=owner)
     query = filters.query(paging, binding)

@@ -9,8 +9,8 @@ from application.services import CreateTask, TaskService
 from entrypoints.container import Container
 from entrypoints.http.auth import OwnerId
 from entrypoints.http.conditional import (
-    IfMatch,
-    IfNoneMatch,
+    IF_MATCH,
+    IF_NONE_MATCH,
     expected_versions,
     not_modified,
     not_modified_response,
@@ -81,12 +81,10 @@ _task_filters, _TASK_FILTERS_DOCS = query_model(TaskFilters)
 )
 @inject
 async def list_tasks(
-    filters: Annotated[TaskFilters, Depends(_task_filters)],
-    tasks: TaskServiceDep,
-    owner: OwnerId,
-    request: Request,
+    tasks: TaskServiceDep, owner: OwnerId, request: Request
 ) -> Response:
     """List tasks, filtered, sorted and paginated."""
+    filters = _task_filters(request)
     paging = paging_of(request)
     binding = filters.binding(route="tasks", owner=owner)
     page = await tasks.list(owner, filters.query(paging, binding))
@@ -97,17 +95,15 @@ async def list_tasks(
     "/{task_id}",
     response_model=TaskRead,
     responses=route_responses(304, 404, 422, etag=True),
+    openapi_extra=IF_NONE_MATCH.openapi,
 )
 @inject
 async def get_task(
-    task_id: TaskId,
-    tasks: TaskServiceDep,
-    owner: OwnerId,
-    if_none_match: IfNoneMatch = None,
+    task_id: TaskId, tasks: TaskServiceDep, owner: OwnerId, request: Request
 ) -> Response:
     """Get one task."""
     task = await tasks.get(owner, task_id)
-    if not_modified(if_none_match, task.version):
+    if not_modified(IF_NONE_MATCH(request), task.version):
         return not_modified_response(task.version)
     return item_response(TASK_READS, task)
 
@@ -116,6 +112,7 @@ async def get_task(
     "/{task_id}",
     response_model=TaskRead,
     responses=route_responses(400, 404, 409, 412, 422, etag=True),
+    openapi_extra=IF_MATCH.openapi,
 )
 @inject
 async def update_task(
@@ -123,12 +120,11 @@ async def update_task(
     body: TaskUpdate,
     tasks: TaskServiceDep,
     owner: OwnerId,
-    if_match: IfMatch = None,
+    request: Request,
 ) -> Response:
     """Change some of a task's fields."""
-    task = await tasks.update(
-        owner, task_id, body.to_changes(), expected=expected_versions(if_match)
-    )
+    expected = expected_versions(IF_MATCH(request))
+    task = await tasks.update(owner, task_id, body.to_changes(), expected=expected)
     return item_response(TASK_READS, task)
 
 
@@ -137,10 +133,11 @@ async def update_task(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=route_responses(404, 412, 422),
+    openapi_extra=IF_MATCH.openapi,
 )
 @inject
 async def delete_task(
-    task_id: TaskId, tasks: TaskServiceDep, owner: OwnerId, if_match: IfMatch = None
+    task_id: TaskId, tasks: TaskServiceDep, owner: OwnerId, request: Request
 ) -> None:
     """Delete a task."""
-    await tasks.delete(owner, task_id, expected=expected_versions(if_match))
+    await tasks.delete(owner, task_id, expected=expected_versions(IF_MATCH(request)))
