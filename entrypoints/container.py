@@ -46,6 +46,7 @@ class Container(containers.DeclarativeContainer):
         options=config.engine_options,
         pooler=config.database_pooler,
         statement_timeout_ms=config.statement_timeout_ms,
+        sqlite_synchronous=config.sqlite_synchronous,
     )
     session_factory = providers.Singleton(
         create_session_factory, engine, pooler=config.database_pooler

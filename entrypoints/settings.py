@@ -79,6 +79,14 @@ class Settings(BaseSettings):
         "or named twice, no session state is set, reads run in transactions and "
         "the statement timeout is set per transaction (SET LOCAL).",
     )
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        "full",
+        description="SQLite's `synchronous` (the database is in WAL mode). `full`: "
+        "a write is on disk before its response, an fsync per commit. `normal`: "
+        "no fsync per commit; a write still survives a crash of taskhub, but "
+        "the last ones before a power cut or an OS crash may be lost (the file "
+        "is never corrupted). Writes are faster where fsync is slow.",
+    )
     database_pool_timeout: float = Field(
         5.0,
         gt=0,

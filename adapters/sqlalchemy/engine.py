@@ -1,5 +1,5 @@
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from sqlalchemy import event, exc
@@ -30,6 +30,7 @@ def create_engine(
     *,
     pooler: str = NO_POOLER,
     statement_timeout_ms: int = 0,
+    sqlite_synchronous: str = "full",
 ) -> AsyncEngine:
     """An engine for `url`; on SQLite, with the settings a concurrent server needs.
 
@@ -64,7 +65,7 @@ def create_engine(
             options["connect_args"] = connect_args
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        event.listen(engine.sync_engine, "connect", _sqlite_setup(sqlite_synchronous))
         event.listen(engine.sync_engine, "begin", _begin)
     if engine.dialect.driver == "asyncpg":
         event.listen(engine.sync_engine.pool, "checkout", _discard_if_closed)
@@ -155,14 +156,21 @@ def _refuse_writes(state: ORMExecuteState) -> None:
         raise RuntimeError("A read-only unit of work cannot write.")
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy, not the driver, decide when transactions begin (see below).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.close()
+def _sqlite_setup(synchronous: str) -> Callable[[Any, Any], None]:
+    if synchronous not in ("full", "normal"):
+        raise ValueError(f"synchronous is full or normal, not {synchronous!r}")
+
+    def configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    return configure_sqlite
 
 
 def _begin(connection: Connection) -> None:
