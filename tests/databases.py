@@ -82,6 +82,24 @@ def run_sql(url: str, statement: str) -> None:
     in_thread(asyncio.run, _autocommit(direct(url), statement))
 
 
+def planned_rows(url: str) -> float:
+    """How many rows PostgreSQL's planner believes the tasks table holds (-1:
+    it was never analyzed)."""
+
+    async def read() -> float:
+        engine = create_async_engine(
+            make_url(direct(url)).set(drivername="postgresql+asyncpg")
+        )
+        try:
+            async with engine.connect() as connection:
+                statement = "SELECT reltuples FROM pg_class WHERE relname = 'tasks'"
+                return float((await connection.exec_driver_sql(statement)).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return in_thread(asyncio.run, read())
+
+
 def postgres_required() -> bool:
     return os.environ.get("TASKHUB_REQUIRE_POSTGRES") == "1"
 

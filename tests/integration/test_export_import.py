@@ -1,5 +1,6 @@
 """`taskhub export` and `taskhub import`, on SQLite and PostgreSQL."""
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ import pytest
 from application.services import CreateTask
 from entrypoints.container import Container, build_container
 from tests.conftest import test_settings
-from tests.databases import fresh_postgres_database, postgres_server
+from tests.databases import fresh_postgres_database, planned_rows, postgres_server
 from tests.served import TASKHUB, environment, taskhub
 from tests.transfer_data import AWKWARD, populate
 
@@ -152,3 +153,22 @@ async def test_kept_ids_that_the_database_has_import_nothing(
     assert run(target, "export", "--all").stdout == before
     # Without kept ids the same file goes in, with new ids.
     assert run(target, "import", "--user", "erin", stdin=exported).returncode == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("databases", ["postgres"], indirect=True)
+def test_a_large_import_leaves_the_planner_knowing_the_tables_size(
+    databases: tuple[str, str], tmp_path: Path
+) -> None:
+    source, target = (environment(url) for url in databases)
+    taskhub(source, "users", "create", "carol")
+    lines = "".join(json.dumps({"title": f"Task {i}"}) + "\n" for i in range(1_200))
+    loaded = run(source, "tasks", "load", "--user", "carol", stdin=lines.encode())
+    assert loaded.returncode == 0, loaded.stderr
+    exported = tmp_path / "all.jsonl"
+    taskhub(source, "export", "--all", "--output", str(exported))
+    assert planned_rows(databases[1]) == -1
+
+    taskhub(target, "import", str(exported))
+
+    assert planned_rows(databases[1]) == 1_200

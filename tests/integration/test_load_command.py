@@ -1,20 +1,17 @@
 """`taskhub tasks load`, as a user runs it, on SQLite and on PostgreSQL."""
 
-import asyncio
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from application.loading import BATCH_SIZE
 from application.queries import TaskQuery, Window
 from domain.tasks import Task
 from entrypoints.container import build_container
 from tests.conftest import test_settings
-from tests.databases import direct, in_thread
+from tests.databases import planned_rows
 from tests.served import TASKHUB, environment, taskhub
 
 
@@ -131,24 +128,6 @@ async def test_bad_lines_and_unknown_users_are_refused_as_the_api_refuses_them(
     assert unknown.returncode == 1
     assert "There is no user named 'nobody'." in unknown.stderr
     assert await stored_tasks(env) == []
-
-
-def planned_rows(url: str) -> float:
-    """What PostgreSQL's planner believes the tasks table holds (-1: never
-    analyzed)."""
-
-    async def read() -> float:
-        engine = create_async_engine(
-            make_url(direct(url)).set(drivername="postgresql+asyncpg")
-        )
-        try:
-            async with engine.connect() as connection:
-                statement = "SELECT reltuples FROM pg_class WHERE relname = 'tasks'"
-                return float((await connection.exec_driver_sql(statement)).scalar_one())
-        finally:
-            await engine.dispose()
-
-    return in_thread(asyncio.run, read())
 
 
 @pytest.mark.postgres
