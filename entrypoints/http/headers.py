@@ -14,8 +14,10 @@ together with the body's.
 
 from typing import Any, get_args
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.params import Header
+
+from entrypoints.http.documented import documented_parameters
 
 
 class OptionalHeader:
@@ -27,21 +29,8 @@ class OptionalHeader:
         if not isinstance(header.alias, str) or header.metadata:
             raise TypeError("Only a free-form header named by Header(alias=...).")
         self.name = header.alias
-        self.openapi: dict[str, Any] = {"parameters": _documented(annotated)}
+        docs = documented_parameters(annotated, optional=True)
+        self.openapi: dict[str, Any] = {"parameters": docs}
 
     def __call__(self, request: Request) -> str | None:
         return request.headers.get(self.name)
-
-
-def _documented(annotated: Any) -> list[dict[str, Any]]:
-    """The parameter FastAPI documents for a route's `annotated` header."""
-    probe = FastAPI()
-
-    @probe.get("/")
-    async def route(value: annotated = None) -> None:
-        """Never served: only documented."""
-
-    parameters: list[dict[str, Any]] = probe.openapi()["paths"]["/"]["get"][
-        "parameters"
-    ]
-    return parameters

@@ -14,9 +14,11 @@ errors, located in the query.
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+
+from entrypoints.http.documented import documented_parameters
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -40,18 +42,5 @@ def query_model(model: type[M]) -> tuple[Parse[M], dict[str, Any]]:
                 ]
             ) from None
 
-    return parse, {"parameters": _documented(model)}
-
-
-def _documented(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """The parameters FastAPI documents for `Annotated[model, Query()]`."""
-    probe = FastAPI()
-
-    @probe.get("/")
-    async def route(query: Annotated[model, Query()]) -> None:  # type: ignore[valid-type]
-        """Never served: only documented."""
-
-    parameters: list[dict[str, Any]] = probe.openapi()["paths"]["/"]["get"][
-        "parameters"
-    ]
-    return parameters
+    docs = documented_parameters(Annotated[model, Query()], optional=False)
+    return parse, {"parameters": docs}
