@@ -1,6 +1,6 @@
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, make_url
@@ -30,7 +30,7 @@ def create_engine(
     *,
     pooler: str = NO_POOLER,
     statement_timeout_ms: int = 0,
-    sqlite_synchronous: str = "full",
+    sqlite_synchronous: Literal["full", "normal"] = "full",
 ) -> AsyncEngine:
     """An engine for `url`; on SQLite, with the settings a concurrent server needs.
 
@@ -156,10 +156,7 @@ def _refuse_writes(state: ORMExecuteState) -> None:
         raise RuntimeError("A read-only unit of work cannot write.")
 
 
-def _sqlite_setup(synchronous: str) -> Callable[[Any, Any], None]:
-    if synchronous not in ("full", "normal"):
-        raise ValueError(f"synchronous is full or normal, not {synchronous!r}")
-
+def _sqlite_setup(synchronous: Literal["full", "normal"]) -> Callable[[Any, Any], None]:
     def configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin (below).
         dbapi_connection.isolation_level = None

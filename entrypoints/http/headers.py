@@ -12,6 +12,7 @@ A header with constraints stays a parameter: FastAPI reports its errors
 together with the body's.
 """
 
+from functools import cached_property
 from typing import Any, get_args
 
 from fastapi import Request
@@ -29,8 +30,13 @@ class OptionalHeader:
         if not isinstance(header.alias, str) or header.metadata:
             raise TypeError("Only a free-form header named by Header(alias=...).")
         self.name = header.alias
-        docs = documented_parameters(annotated, optional=True)
-        self.openapi: dict[str, Any] = {"parameters": docs}
+        self._annotated = annotated
+
+    @cached_property
+    def openapi(self) -> dict[str, Any]:
+        """The route's `openapi_extra`; built when a route asks (the CLI, which
+        imports this module without the routes, never does)."""
+        return {"parameters": documented_parameters(self._annotated, optional=True)}
 
     def __call__(self, request: Request) -> str | None:
         return request.headers.get(self.name)
