@@ -20,3 +20,8 @@ else:
 
         async def __call__(self):
             return self
+
+
+def is_marker(value: object) -> bool:
+    """Whether `value` is a `Provide[...]` marker, as `Depends` is given it."""
+    return isinstance(value, wiring.Provide)  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from entrypoints.http.idempotency import (
     idempotently,
 )
 from entrypoints.http.openapi import route_responses
+from entrypoints.http.planned import PlannedRoute
 from entrypoints.http.provide import Provide
 from entrypoints.http.query import query_model
 from entrypoints.http.schemas import (
@@ -38,7 +39,7 @@ from entrypoints.http.schemas import (
     item_response,
 )
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(prefix="/projects", tags=["projects"], route_class=PlannedRoute)
 
 ProjectServiceDep = Annotated[
     ProjectService, Depends(Provide[Container.project_service])
@@ -147,10 +148,11 @@ async def update_project(
 @inject
 async def delete_project(
     project_id: ProjectId, projects: ProjectServiceDep, owner: OwnerId, request: Request
-) -> None:
+) -> Response:
     """Delete a project that has no tasks."""
     expected = expected_versions(IF_MATCH(request))
     await projects.delete(owner, project_id, expected=expected)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

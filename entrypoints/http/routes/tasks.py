@@ -22,6 +22,7 @@ from entrypoints.http.idempotency import (
     idempotently,
 )
 from entrypoints.http.openapi import route_responses
+from entrypoints.http.planned import PlannedRoute
 from entrypoints.http.provide import Provide
 from entrypoints.http.query import query_model
 from entrypoints.http.schemas import (
@@ -35,7 +36,7 @@ from entrypoints.http.schemas import (
     item_response,
 )
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=PlannedRoute)
 
 TaskServiceDep = Annotated[TaskService, Depends(Provide[Container.task_service])]
 IdempotencyDep = Annotated[
@@ -138,6 +139,7 @@ async def update_task(
 @inject
 async def delete_task(
     task_id: TaskId, tasks: TaskServiceDep, owner: OwnerId, request: Request
-) -> None:
+) -> Response:
     """Delete a task."""
     await tasks.delete(owner, task_id, expected=expected_versions(IF_MATCH(request)))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
