@@ -6,20 +6,20 @@ from typing import Any
 
 import fastapi.routing
 import pytest
+from fastapi.routing import request_response
 from httpx import ASGITransport, AsyncClient, Response
 
 from entrypoints.container import build_container
-from entrypoints.http import planned
 from entrypoints.http.app import create_app
+from entrypoints.http.planned import PlannedRoute
 from tests.conftest import test_settings
 from tests.fakes import TickingClock
 
 JSON = {"content-type": "application/json"}
 
 
-@pytest.fixture
-def solved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths of the requests FastAPI solved the parameters of itself."""
+def _spy_on_solving(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the requests whose parameters FastAPI's handler solved."""
     paths: list[str] = []
     solve = fastapi.routing.solve_dependencies
 
@@ -29,6 +29,11 @@ def solved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
     return paths
+
+
+@pytest.fixture
+def solved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    return _spy_on_solving(monkeypatch)
 
 
 @pytest.mark.parametrize("database_url", ["memory"], indirect=True)
@@ -151,22 +156,26 @@ def _answer(response: Response) -> tuple[int, dict[str, str], Any]:
 
 
 async def _answers(
-    clock: TickingClock, token: str | None, plan: bool, monkeypatch: pytest.MonkeyPatch
-) -> list[tuple[int, dict[str, str], Any]]:
+    token: str | None, plan: bool, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[tuple[int, dict[str, str], Any]], list[str]]:
+    """Each request's answer, on a fresh app whose routes run by their plans
+    or (`plan` false) by FastAPI's own handlers; and the paths FastAPI solved."""
     with monkeypatch.context() as patched:
-        if not plan:
-            patched.setattr(planned._Plan, "of", classmethod(lambda *_: None))
+        solved = _spy_on_solving(patched)
         container = build_container(
             test_settings("memory://", cursor_secret="the same for both apps")
         )
-        container.clock.override(clock)
+        container.clock.override(TickingClock())
         app = create_app(container)
+        if not plan:
+            for route in app.router.routes:
+                if isinstance(route, PlannedRoute) and route.plan is not None:
+                    fastapis = request_response(route.plan.fallback)
+                    patched.setattr(route, "app", fastapis)
         answers = []
         async with app.router.lifespan_context(app):
             issued = await container.identity_service().create_user("alice")
-            headers = {"Authorization": f"Bearer {issued[1].secret}"}
-            if token is not None:
-                headers["Authorization"] = f"Bearer {token}"
+            headers = {"Authorization": f"Bearer {token or issued[1].secret}"}
             async with AsyncClient(
                 transport=ASGITransport(app), base_url="http://taskhub"
             ) as client:
@@ -175,15 +184,23 @@ async def _answers(
                         method, path, headers={**headers, **extra}, content=body
                     )
                     answers.append(_answer(response))
-    return answers
+        return answers, list(solved)
 
 
 @pytest.mark.parametrize("token", [None, "taskhub_not-a-token"], ids=["own", "bad"])
 async def test_every_request_is_answered_as_fastapi_answers_it(
     token: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    planned_answers = await _answers(TickingClock(), token, True, monkeypatch)
-    fastapis = await _answers(TickingClock(), token, False, monkeypatch)
+    planned_answers, planned_solved = await _answers(token, True, monkeypatch)
+    fastapis, fastapi_solved = await _answers(token, False, monkeypatch)
+    # FastAPI's handlers solved every request that had a JSON body or none
+    # (a body that is not JSON is refused first); the plans left it only some.
+    assert fastapi_solved == [
+        path.split("?")[0]
+        for (_, path, _, _), (status, _, _) in zip(SCRIPT, fastapis, strict=True)
+        if status != 400
+    ]
+    assert len(planned_solved) < len(fastapi_solved)
     for request, mine, theirs in zip(SCRIPT, planned_answers, fastapis, strict=True):
         assert mine == theirs, request
     statuses = {status for status, _, _ in planned_answers}
