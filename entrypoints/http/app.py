@@ -143,9 +143,9 @@ def _metrics(settings: Settings) -> "Metrics | None":
 def _add_routes(app: FastAPI, router: APIRouter) -> None:
     """`router`'s routes as the app's own, in order.
 
-    `include_router` would do what this does, had the router any prefix, tags
-    or dependencies to add (it has none: each declares its own). FastAPI 0.165
-    routes a request to an included route through the router's inclusion: it
+    `include_router(router)` without options would add nothing to them: a
+    router's own prefix, tags, dependencies and responses are in its routes
+    already. But FastAPI 0.165 routes a request to an included route through the router's inclusion: it
     probes every router included before, then matches the route twice (once
     to choose the router, once inside it). The app's own routes are matched
     once: 18 µs less a get-one and 20 a listing (in one process, of 299 and
