@@ -145,15 +145,15 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
 
     `include_router(router)` without options would add nothing to them: a
     router's own prefix, tags, dependencies and responses are in its routes
-    already. But FastAPI 0.165 routes a request to an included route through the router's inclusion: it
-    probes every router included before, then matches the route twice (once
-    to choose the router, once inside it). The app's own routes are matched
-    once: 18 µs less a get-one and 20 a listing (in one process, of 299 and
-    543 µs), with the same answers (the 404s, the 405s and their Allow, the
-    redirects, the OpenAPI document). What the routes give up: FastAPI's
-    `app.dependency_overrides` (an included route's handler is built for the
-    app that includes it). taskhub's services come from the container, so
-    tests override its providers instead (STYLE.md).
+    already. But FastAPI 0.165 routes a request to an included route through
+    the router's inclusion: it probes every router included before, then
+    matches the route twice (once to choose the router, once inside it). The
+    app's own routes are matched once: 18 µs less a get-one and 20 a listing
+    (in one process, of 299 and 543 µs), with the same answers (the 404s, the
+    405s and their Allow, the redirects, the OpenAPI document). What the
+    routes give up: FastAPI's `app.dependency_overrides` (an included route's
+    handler is built for the app that includes it). taskhub's services come
+    from the container, so tests override its providers instead (STYLE.md).
     """
     app.router.routes.extend(router.routes)
 
