@@ -9,8 +9,6 @@ from typing import Annotated, Final
 
 from fastapi import Header, Response
 
-from entrypoints.http.headers import OptionalHeader
-
 _ENTITY_TAG: Final = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
 
 IfMatch = Annotated[
@@ -27,11 +25,6 @@ IfNoneMatch = Annotated[
         description="Answer 304 without a body if the entity's ETag is one of these.",
     ),
 ]
-
-
-# Read by the routes themselves, not as parameters (entrypoints.http.headers).
-IF_MATCH: Final = OptionalHeader(IfMatch)
-IF_NONE_MATCH: Final = OptionalHeader(IfNoneMatch)
 
 
 def etag(version: int) -> str:

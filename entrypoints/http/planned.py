@@ -168,14 +168,7 @@ class _Plan:
         return plan
 
     def _add_params(self, dependant: Dependant) -> bool:
-        if (
-            dependant.cookie_params
-            or dependant.websocket_param_name
-            or dependant.http_connection_param_name
-            or dependant.response_param_name
-            or dependant.background_tasks_param_name
-            or dependant.security_scopes_param_name
-        ):
+        if _takes_unplanned(dependant):
             return False
         fields = dependant.path_params + dependant.query_params
         fields += dependant.header_params
@@ -206,21 +199,15 @@ class _Plan:
 
     def _add_dependency(self, sub: Dependant) -> bool:
         """A Provide marker, or an async callable of the request alone."""
-        bare = not (
-            sub.path_params
+        if (
+            _takes_unplanned(sub)
+            or sub.path_params
             or sub.query_params
             or sub.header_params
-            or sub.cookie_params
             or sub.body_params
             or sub.dependencies
-            or sub.websocket_param_name
-            or sub.http_connection_param_name
-            or sub.response_param_name
-            or sub.background_tasks_param_name
-            or sub.security_scopes_param_name
             or sub.concurrency is not None
-        )
-        if not bare:
+        ):
             return False
         if is_marker(sub.call):
             if sub.name is None or sub.request_param_name is not None:
@@ -282,6 +269,19 @@ class _Plan:
                 return None
             values[self.body.name] = body
         return values
+
+
+def _takes_unplanned(dependant: Dependant) -> bool:
+    """Whether `dependant` takes a cookie, or a connection object other than
+    the Request (the WebSocket, the Response, background tasks...)."""
+    return bool(
+        dependant.cookie_params
+        or dependant.websocket_param_name
+        or dependant.http_connection_param_name
+        or dependant.response_param_name
+        or dependant.background_tasks_param_name
+        or dependant.security_scopes_param_name
+    )
 
 
 def _is_async(call: Any) -> bool:

@@ -42,5 +42,5 @@ def query_model(model: type[M]) -> tuple[Parse[M], dict[str, Any]]:
                 ]
             ) from None
 
-    docs = documented_parameters(Annotated[model, Query()], optional=False)
+    docs = documented_parameters(Annotated[model, Query()])
     return parse, {"parameters": docs}

@@ -9,8 +9,8 @@ from application.services import ProjectService
 from entrypoints.container import Container
 from entrypoints.http.auth import OwnerId
 from entrypoints.http.conditional import (
-    IF_MATCH,
-    IF_NONE_MATCH,
+    IfMatch,
+    IfNoneMatch,
     expected_versions,
     not_modified,
     not_modified_response,
@@ -103,15 +103,17 @@ async def list_projects(
     "/{project_id}",
     response_model=ProjectRead,
     responses=route_responses(304, 404, 422, etag=True),
-    openapi_extra=IF_NONE_MATCH.openapi,
 )
 @inject
 async def get_project(
-    project_id: ProjectId, projects: ProjectServiceDep, owner: OwnerId, request: Request
+    project_id: ProjectId,
+    projects: ProjectServiceDep,
+    owner: OwnerId,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """Get one project."""
     project = await projects.get(owner, project_id)
-    if not_modified(IF_NONE_MATCH(request), project.version):
+    if not_modified(if_none_match, project.version):
         return not_modified_response(project.version)
     return item_response(PROJECT_READS, project)
 
@@ -120,7 +122,6 @@ async def get_project(
     "/{project_id}",
     response_model=ProjectRead,
     responses=route_responses(400, 404, 409, 412, 422, etag=True),
-    openapi_extra=IF_MATCH.openapi,
 )
 @inject
 async def update_project(
@@ -128,10 +129,10 @@ async def update_project(
     body: ProjectUpdate,
     projects: ProjectServiceDep,
     owner: OwnerId,
-    request: Request,
+    if_match: IfMatch = None,
 ) -> Response:
     """Rename, describe, archive or unarchive a project."""
-    expected = expected_versions(IF_MATCH(request))
+    expected = expected_versions(if_match)
     project = await projects.update(
         owner, project_id, body.to_changes(), expected=expected
     )
@@ -143,14 +144,16 @@ async def update_project(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=route_responses(404, 409, 412, 422),
-    openapi_extra=IF_MATCH.openapi,
 )
 @inject
 async def delete_project(
-    project_id: ProjectId, projects: ProjectServiceDep, owner: OwnerId, request: Request
+    project_id: ProjectId,
+    projects: ProjectServiceDep,
+    owner: OwnerId,
+    if_match: IfMatch = None,
 ) -> Response:
     """Delete a project that has no tasks."""
-    expected = expected_versions(IF_MATCH(request))
+    expected = expected_versions(if_match)
     await projects.delete(owner, project_id, expected=expected)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

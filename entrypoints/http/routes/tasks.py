@@ -9,8 +9,8 @@ from application.services import CreateTask, TaskService
 from entrypoints.container import Container
 from entrypoints.http.auth import OwnerId
 from entrypoints.http.conditional import (
-    IF_MATCH,
-    IF_NONE_MATCH,
+    IfMatch,
+    IfNoneMatch,
     expected_versions,
     not_modified,
     not_modified_response,
@@ -96,15 +96,17 @@ async def list_tasks(
     "/{task_id}",
     response_model=TaskRead,
     responses=route_responses(304, 404, 422, etag=True),
-    openapi_extra=IF_NONE_MATCH.openapi,
 )
 @inject
 async def get_task(
-    task_id: TaskId, tasks: TaskServiceDep, owner: OwnerId, request: Request
+    task_id: TaskId,
+    tasks: TaskServiceDep,
+    owner: OwnerId,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """Get one task."""
     task = await tasks.get(owner, task_id)
-    if not_modified(IF_NONE_MATCH(request), task.version):
+    if not_modified(if_none_match, task.version):
         return not_modified_response(task.version)
     return item_response(TASK_READS, task)
 
@@ -113,7 +115,6 @@ async def get_task(
     "/{task_id}",
     response_model=TaskRead,
     responses=route_responses(400, 404, 409, 412, 422, etag=True),
-    openapi_extra=IF_MATCH.openapi,
 )
 @inject
 async def update_task(
@@ -121,10 +122,10 @@ async def update_task(
     body: TaskUpdate,
     tasks: TaskServiceDep,
     owner: OwnerId,
-    request: Request,
+    if_match: IfMatch = None,
 ) -> Response:
     """Change some of a task's fields."""
-    expected = expected_versions(IF_MATCH(request))
+    expected = expected_versions(if_match)
     task = await tasks.update(owner, task_id, body.to_changes(), expected=expected)
     return item_response(TASK_READS, task)
 
@@ -134,12 +135,11 @@ async def update_task(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=route_responses(404, 412, 422),
-    openapi_extra=IF_MATCH.openapi,
 )
 @inject
 async def delete_task(
-    task_id: TaskId, tasks: TaskServiceDep, owner: OwnerId, request: Request
+    task_id: TaskId, tasks: TaskServiceDep, owner: OwnerId, if_match: IfMatch = None
 ) -> Response:
     """Delete a task."""
-    await tasks.delete(owner, task_id, expected=expected_versions(IF_MATCH(request)))
+    await tasks.delete(owner, task_id, expected=expected_versions(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
