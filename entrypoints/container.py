@@ -100,7 +100,7 @@ class Container(containers.DeclarativeContainer):
     idempotency_store = providers.Selector(
         config.backend,
         sql=providers.Singleton(
-            SqlAlchemyIdempotencyStore, session_factory=session_factory
+            SqlAlchemyIdempotencyStore, session_factory=driver_sessions
         ),
         memory=providers.Singleton(InMemoryIdempotencyStore, store=memory_store),
     )

