@@ -63,6 +63,13 @@ def create_engine(
                     statement_timeout_ms / 1000 + _CLIENT_TIMEOUT_MARGIN
                 )
             options["connect_args"] = connect_args
+    elif make_url(url).get_backend_name() == "sqlite":
+        # The driver runs cheap reads on the event loop's thread, not only in
+        # aiosqlite's (adapters.sqlalchemy.driver); SQLAlchemy already says so
+        # for a file's connections, and this says it for every one.
+        connect_args = dict(options.get("connect_args", {}))
+        connect_args.setdefault("check_same_thread", False)
+        options["connect_args"] = connect_args
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_setup(sqlite_synchronous))
