@@ -1,4 +1,5 @@
-"""Units of work of tasks, projects and tokens run their statements on the driver.
+"""Units of work of tasks, projects and tokens, and the idempotency store, run
+their statements on the driver.
 
 SQLAlchemy's session and connection spend several hundred µs of Python on each
 statement (a greenlet switch, an execution context, the cursor adapter, result
@@ -36,8 +37,14 @@ unit's statement (autocommit, so it takes no lock, and in WAL mode waits for no
 writer) first runs here, with a budget of SQLite's virtual machine instructions
 (`_INLINE_BUDGET`, 0.2 to 1 ms here): one that runs past it is interrupted and
 runs again in the thread, where a long search or a deep offset blocks no other
-request. Writes always run in the thread: they may wait for SQLite's lock, and
-commit waits for the disk.
+request. A writing unit's SELECTs run here too, within the budget (interrupting
+a SELECT leaves its transaction as it was), and the BEGIN IMMEDIATE that goes
+with its first one, if SQLite's lock is free: that BEGIN runs with no busy
+timeout, and one that finds the lock taken (by another process) waits for it
+in the thread. Its INSERTs, UPDATEs and DELETEs run in the thread, since an
+interrupted one would roll back its whole transaction, and so does COMMIT,
+which waits for the disk. A PATCH then holds the lock across two hops, not
+three.
 
 `DriverSession` stands in for the AsyncSession in the repositories: `execute`
 returns the few result methods they use.
@@ -430,7 +437,10 @@ class DriverSession:
                     driver, _rowcount, compiled.sql, values
                 )
                 return DriverResult([], rowcount=rowcount)
-            records = await self._on_sqlite(driver, _fetchall, compiled.sql, values)
+            reads = getattr(statement, "is_select", False)
+            records = await self._on_sqlite(
+                driver, _fetchall, compiled.sql, values, here=reads
+            )
             return DriverResult(compiled.rows(records))
         try:
             if compiled.row is not None:
@@ -512,10 +522,19 @@ class DriverSession:
         return self._pooled.driver_connection
 
     async def _on_sqlite(
-        self, driver: Any, work: SqliteWork[T], sql: str, values: Any
+        self,
+        driver: Any,
+        work: SqliteWork[T],
+        sql: str,
+        values: Any,
+        *,
+        here: bool = False,
     ) -> T:
         """`work(connection, sql, values)` in aiosqlite's thread, after the
         transaction's BEGIN if it is still to be sent: one hop to the thread.
+        A SELECT (`here`) first tries on this thread, within the budget (see
+        the module's docstring), and so does a BEGIN before it, if it can take
+        SQLite's lock without waiting.
 
         aiosqlite's own calls take a hop each (and a cursor's close another):
         a create's BEGIN, INSERT and COMMIT were three, and a writer holds the
@@ -525,9 +544,12 @@ class DriverSession:
         by the lock file.
         """
         begin, self._unbegun = self._unbegun, None
-        if begin is None and not self._writes:  # a read (see the module's docstring)
+        if here:
             try:
-                return _within_budget(driver._conn, work, sql, values)
+                if begin is not None and _begin_at_once(driver._conn, begin):
+                    begin, self._in_transaction = None, True
+                if begin is None:
+                    return _within_budget(driver._conn, work, sql, values)
             except _OverBudget:
                 pass  # to the thread, below
             except BaseException as error:
@@ -635,6 +657,21 @@ class _Budget:
     def __call__(self) -> bool:
         self.steps += 1
         return self.steps > _INLINE_BUDGET
+
+
+def _begin_at_once(connection: sqlite3.Connection, begin: str) -> bool:
+    """Whether `begin` began the transaction here, not waiting for the lock: if
+    another process holds it, the caller waits for it in the thread instead."""
+    connection.execute("PRAGMA busy_timeout = 0")
+    try:
+        connection.execute(begin)
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            raise
+        return False
+    finally:
+        connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    return True
 
 
 class _OverBudget(Exception):

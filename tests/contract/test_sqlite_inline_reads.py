@@ -1,6 +1,12 @@
-"""SQLite's cheap reads run on the event loop's thread; a read past the budget,
-and every write, run in aiosqlite's thread (adapters.sqlalchemy.driver)."""
+"""SQLite's cheap reads run on the event loop's thread, a writing unit's BEGIN
+with them when it can take the lock at once; a read past the budget, a BEGIN
+that must wait, and every write run in aiosqlite's thread
+(adapters.sqlalchemy.driver)."""
 
+import asyncio
+import sqlite3
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
@@ -9,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from adapters.sqlalchemy.driver import Driver
+from adapters.sqlalchemy.engine import SQLITE_BUSY_TIMEOUT_MS
+from adapters.sqlalchemy.tables import users
 from entrypoints.container import Container
 from tests.conftest import url_for
 
@@ -88,18 +96,79 @@ async def test_a_read_past_the_budget_runs_whole_in_the_thread(
     assert driver.pool.checkedout() == 0
 
 
-async def test_a_write_runs_in_the_thread(driver: Driver, hops: list[str]) -> None:
+async def test_a_writing_unit_begins_with_its_read_and_writes_in_the_thread(
+    driver: Driver, hops: list[str]
+) -> None:
     await read(driver, count_to(SHORT))
     hops.clear()
     session = driver.writes()
     try:
         (counted, _), *_ = (await session.execute(count_to(SHORT))).all()
-        assert counted == SHORT
+        assert hops == []  # BEGIN IMMEDIATE and the read, here
+        await session.execute(add_user("ada"))
         await session.commit()
     finally:
         await session.close()
 
-    assert hops == ["_run_after", "_execute_fetchall"]  # BEGIN and it; COMMIT
+    assert counted == SHORT
+    assert hops == ["_run_after", "_execute_fetchall"]  # the insert; COMMIT
+    assert await read(driver, sa.select(users.c.name)) == ("ada",)
+
+
+async def test_a_read_past_the_budget_leaves_its_transaction_whole(
+    driver: Driver, hops: list[str]
+) -> None:
+    session = driver.writes()
+    try:
+        await session.execute(add_user("before"))
+        (counted, _), *_ = (await session.execute(count_to(LONG))).all()
+        await session.execute(add_user("after"))
+        await session.commit()
+    finally:
+        await session.close()
+
+    assert counted == LONG
+    names = sa.select(users.c.name).order_by(users.c.name)
+    rows = await _all(driver, names)
+    assert rows == [("after",), ("before",)]
+
+
+async def test_a_begin_that_must_wait_waits_in_the_thread(
+    driver: Driver, container: Container, hops: list[str]
+) -> None:
+    await read(driver, count_to(SHORT))
+    hops.clear()
+    other = sqlite3.connect(container.engine().url.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer has the lock
+    session = driver.writes()
+    try:
+        waiting = asyncio.create_task(session.execute(count_to(SHORT)))
+        started = time.monotonic()
+        await asyncio.sleep(0.1)  # the loop runs meanwhile
+        # Not the busy timeout's wait on the loop's thread, before the thread's.
+        assert time.monotonic() - started < SQLITE_BUSY_TIMEOUT_MS / 1000
+        assert not waiting.done()
+        other.execute("ROLLBACK")
+        (counted, _), *_ = (await waiting).all()
+        await session.commit()
+    finally:
+        await session.close()
+        other.close()
+
+    assert counted == SHORT
+    assert hops == ["_run_after", "_execute_fetchall"]  # BEGIN and the read; COMMIT
+
+
+def add_user(name: str) -> sa.Insert:
+    return sa.insert(users).values(name=name, created_at=datetime.now(UTC))
+
+
+async def _all(driver: Driver, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    session = driver.reads()
+    try:
+        return [tuple(row) for row in (await session.execute(statement)).all()]
+    finally:
+        await session.close()
 
 
 async def test_a_failing_read_fails_as_in_the_thread(driver: Driver) -> None:
