@@ -37,14 +37,16 @@ unit's statement (autocommit, so it takes no lock, and in WAL mode waits for no
 writer) first runs here, with a budget of SQLite's virtual machine instructions
 (`_INLINE_BUDGET`, 0.2 to 1 ms here): one that runs past it is interrupted and
 runs again in the thread, where a long search or a deep offset blocks no other
-request. A writing unit's SELECTs run here too, within the budget (interrupting
-a SELECT leaves its transaction as it was), and the BEGIN IMMEDIATE that goes
-with its first one, if SQLite's lock is free: that BEGIN runs with no busy
-timeout, and one that finds the lock taken (by another process) waits for it
-in the thread. Its INSERTs, UPDATEs and DELETEs run in the thread, since an
-interrupted one would roll back its whole transaction, and so does COMMIT,
-which waits for the disk. A PATCH then holds the lock across two hops, not
-three.
+request. Such a read spends the budget in vain, a few tenths of its own time;
+remembering which statements ran long would send the first pages that share a
+deep offset's statement to the thread as well. A writing unit's SELECTs run
+here too, within the budget (interrupting a SELECT leaves its transaction as it
+was), and the BEGIN IMMEDIATE that goes with its first one, if SQLite's lock is
+free: that BEGIN runs with no busy timeout, and one that finds the lock taken
+(by another process) waits for it in the thread. Its INSERTs, UPDATEs and
+DELETEs run in the thread, since an interrupted one would roll back its whole
+transaction, and so does COMMIT, which waits for the disk. A PATCH then holds
+the lock across two hops, not three.
 
 `DriverSession` stands in for the AsyncSession in the repositories: `execute`
 returns the few result methods they use.
