@@ -41,12 +41,14 @@ request. Such a read spends the budget in vain, a few tenths of its own time;
 remembering which statements ran long would send the first pages that share a
 deep offset's statement to the thread as well. A writing unit's SELECTs run
 here too, within the budget (interrupting a SELECT leaves its transaction as it
-was), and the BEGIN IMMEDIATE that goes with its first one, if SQLite's lock is
-free: that BEGIN runs with no busy timeout, and one that finds the lock taken
-(by another process) waits for it in the thread. Its INSERTs, UPDATEs and
-DELETEs run in the thread, since an interrupted one would roll back its whole
-transaction, and so does COMMIT, which waits for the disk. A PATCH then holds
-the lock across two hops, not three.
+was), and so do its INSERTs, UPDATEs and DELETEs of one row by its key
+(`ONE_ROW`, as the repositories mark theirs), whole: one row is bounded work,
+while an interrupted write would roll back its whole transaction, so any other
+write runs in the thread. The BEGIN IMMEDIATE that goes with a unit's first
+statement runs here too if SQLite's lock is free: it runs with no busy timeout,
+and one that finds the lock taken (by another process) waits for it in the
+thread. COMMIT runs in the thread: it waits for the disk. A create or a PATCH
+then holds the lock across one hop, not two or three.
 
 `DriverSession` stands in for the AsyncSession in the repositories: `execute`
 returns the few result methods they use.
@@ -86,6 +88,12 @@ _COMPILED_SHAPES: Final = 500  # create_engine's query_cache_size default
 # (in virtual machine instructions), and how many times it may.
 _INLINE_STEP: Final = 1_000
 _INLINE_BUDGET: Final = 20  # 20,000 instructions: a first page takes about 10,000
+# How a statement may run on the loop's thread (`DriverSession._on_sqlite`).
+_WITHIN_BUDGET: Final = "within the budget"
+_WHOLE: Final = "whole"
+ONE_ROW: Final = "taskhub_one_row"
+"""An execution option: the statement writes one row, found by its key, so on
+SQLite it may run whole on the event loop's thread (see the module's docstring)."""
 
 
 class Held:
@@ -434,14 +442,16 @@ class DriverSession:
         values = compiled.values(key, parameters)
         driver = await self._connection()
         if not self._driver.on_postgresql:
+            here = _WITHIN_BUDGET if getattr(statement, "is_select", False) else None
+            if here is None and statement.get_execution_options().get(ONE_ROW):
+                here = _WHOLE
             if compiled.row is None:
                 rowcount = await self._on_sqlite(
-                    driver, _rowcount, compiled.sql, values
+                    driver, _rowcount, compiled.sql, values, here=here
                 )
                 return DriverResult([], rowcount=rowcount)
-            reads = getattr(statement, "is_select", False)
             records = await self._on_sqlite(
-                driver, _fetchall, compiled.sql, values, here=reads
+                driver, _fetchall, compiled.sql, values, here=here
             )
             return DriverResult(compiled.rows(records))
         try:
@@ -530,12 +540,13 @@ class DriverSession:
         sql: str,
         values: Any,
         *,
-        here: bool = False,
+        here: str | None = None,
     ) -> T:
         """`work(connection, sql, values)` in aiosqlite's thread, after the
         transaction's BEGIN if it is still to be sent: one hop to the thread.
-        A SELECT (`here`) first tries on this thread, within the budget (see
-        the module's docstring), and so does a BEGIN before it, if it can take
+        A SELECT (`here` _WITHIN_BUDGET) first tries on this thread, within
+        the budget, and a write of one row (_WHOLE) runs here whole (see the
+        module's docstring); so does a BEGIN before either, if it can take
         SQLite's lock without waiting.
 
         aiosqlite's own calls take a hop each (and a cursor's close another):
@@ -546,10 +557,12 @@ class DriverSession:
         by the lock file.
         """
         begin, self._unbegun = self._unbegun, None
-        if here:
+        if here is not None:
             try:
                 if begin is not None and _begin_at_once(driver._conn, begin):
                     begin, self._in_transaction = None, True
+                if begin is None and here is _WHOLE:
+                    return work(driver._conn, sql, values)
                 if begin is None:
                     return _within_budget(driver._conn, work, sql, values)
             except _OverBudget:

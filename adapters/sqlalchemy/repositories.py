@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.sqlalchemy.driver import DriverSession
+from adapters.sqlalchemy.driver import ONE_ROW, DriverSession
 from adapters.sqlalchemy.mapping import (
     TASK_COLUMNS,
     ConstraintErrors,
@@ -233,6 +233,7 @@ def _insert(table: sa.Table, columns: tuple[str, ...]) -> sa.Insert:
         sa.insert(table)
         .values({name: _bound(table, name) for name in columns})
         .returning(table.c.id)
+        .execution_options(**{ONE_ROW: True})
     )
 
 
@@ -244,6 +245,7 @@ def _update(table: sa.Table, columns: tuple[str, ...]) -> sa.Update:
         sa.update(table)
         .where(*_one_row(table), _at_version(table))
         .values({name: _bound(table, name) for name in columns})
+        .execution_options(**{ONE_ROW: True})
     )
 
 
@@ -252,6 +254,7 @@ def _delete(table: sa.Table, versioned: bool) -> sa.Delete:
     """The row :row_id of :row_owner_id, if `versioned` only at
     :expected_version. Built once (see _get)."""
     statement = sa.delete(table).where(*_one_row(table))
+    statement = statement.execution_options(**{ONE_ROW: True})
     return statement.where(_at_version(table)) if versioned else statement
 
 

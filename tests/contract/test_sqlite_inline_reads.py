@@ -1,7 +1,7 @@
-"""SQLite's cheap reads run on the event loop's thread, a writing unit's BEGIN
-with them when it can take the lock at once; a read past the budget, a BEGIN
-that must wait, and every write run in aiosqlite's thread
-(adapters.sqlalchemy.driver)."""
+"""SQLite's cheap reads and its writes of one row run on the event loop's
+thread, a writing unit's BEGIN with them when it can take the lock at once; a
+read past the budget, a BEGIN that must wait, other writes and COMMIT run in
+aiosqlite's thread (adapters.sqlalchemy.driver)."""
 
 import asyncio
 import sqlite3
@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from adapters.sqlalchemy.driver import Driver
+from adapters.sqlalchemy.driver import ONE_ROW, Driver
 from adapters.sqlalchemy.engine import SQLITE_BUSY_TIMEOUT_MS
 from adapters.sqlalchemy.tables import users
 from entrypoints.container import Container
@@ -113,6 +113,27 @@ async def test_a_writing_unit_begins_with_its_read_and_writes_in_the_thread(
     assert counted == SHORT
     assert hops == ["_run_after", "_execute_fetchall"]  # the insert; COMMIT
     assert await read(driver, sa.select(users.c.name)) == ("ada",)
+
+
+async def test_a_write_of_one_row_runs_here_and_only_commit_hops(
+    driver: Driver, hops: list[str]
+) -> None:
+    await read(driver, count_to(SHORT))
+    hops.clear()
+    session = driver.writes()
+    try:
+        await session.execute(add_user("ada").execution_options(**{ONE_ROW: True}))
+        assert hops == []  # BEGIN IMMEDIATE and the insert, here
+        with pytest.raises(exc.IntegrityError):  # the name is taken
+            await session.execute(add_user("ada").execution_options(**{ONE_ROW: True}))
+        await session.execute(add_user("bob").execution_options(**{ONE_ROW: True}))
+        await session.commit()
+    finally:
+        await session.close()
+
+    assert hops == ["_execute_fetchall"]  # COMMIT
+    names = sa.select(users.c.name).order_by(users.c.name)
+    assert await _all(driver, names) == [("ada",), ("bob",)]
 
 
 async def test_a_read_past_the_budget_leaves_its_transaction_whole(
