@@ -9,6 +9,7 @@ from application.identity import IdentityService
 from domain.errors import Unauthenticated
 from entrypoints.container import Container
 from entrypoints.http.middleware import OWNER_ID
+from entrypoints.http.ratelimit import bearer_token
 
 LOCAL_USER: Final = "local"
 
@@ -35,21 +36,15 @@ class BearerOwner(HTTPBearer):
         else:
             container: Container = request.app.state.container
             identity: IdentityService = container.identity_service()
-            owner_id = await identity.authenticate(_bearer_token(request))
+            # Read as HTTPBearer reads it, without building its credentials
+            # model; none gets the same 401 problem as an unknown token.
+            token = bearer_token(request.scope)
+            if token is None:
+                raise Unauthenticated()
+            owner_id = await identity.authenticate(token)
         # For the access log, which runs outside the app: the scope is shared.
         request.scope[OWNER_ID] = owner_id
         return owner_id
-
-
-def _bearer_token(request: Request) -> str:
-    """The token of an `Authorization: Bearer …` header, read as HTTPBearer
-    reads it (without building its credentials model); Unauthenticated, the same
-    401 problem as for an unknown token, if there is none."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    if not token or scheme.lower() != "bearer":
-        raise Unauthenticated()
-    return token
 
 
 current_owner = BearerOwner(

@@ -66,11 +66,18 @@ def client_key(scope: Scope) -> str:
 
     Only the hash is ever stored or logged, so Redis holds no usable token.
     """
-    scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() == "bearer" and token:
+    token = bearer_token(scope)
+    if token is not None:
         return "token:" + hashlib.sha256(token.encode()).hexdigest()
     return address_key(scope)
+
+
+def bearer_token(scope: Scope) -> str | None:
+    """The token of the request's `Authorization: Bearer …` header, read as
+    FastAPI's HTTPBearer reads it; None if there is none."""
+    scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if token and scheme.lower() == "bearer" else None
 
 
 class Budget(NamedTuple):

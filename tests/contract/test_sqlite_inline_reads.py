@@ -60,6 +60,12 @@ def count_to(n: int) -> sa.Select[Any]:
     return sa.select(sa.func.count(), sa.func.sum(numbers.c.x)).select_from(numbers)
 
 
+async def warm(driver: Driver, hops: list[str]) -> None:
+    """Have the pool open its connection (hops of its own), then count afresh."""
+    await read(driver, count_to(SHORT))
+    hops.clear()
+
+
 async def read(driver: Driver, statement: sa.Select[Any]) -> tuple[Any, ...]:
     session = driver.reads()
     try:
@@ -69,8 +75,7 @@ async def read(driver: Driver, statement: sa.Select[Any]) -> tuple[Any, ...]:
 
 
 async def test_a_cheap_read_takes_no_hop(driver: Driver, hops: list[str]) -> None:
-    await read(driver, count_to(SHORT))  # the pool opens its connection
-    hops.clear()
+    await warm(driver, hops)
 
     assert await read(driver, count_to(SHORT)) == (SHORT, SHORT * (SHORT + 1) // 2)
     assert hops == []
@@ -79,8 +84,7 @@ async def test_a_cheap_read_takes_no_hop(driver: Driver, hops: list[str]) -> Non
 async def test_a_read_past_the_budget_runs_whole_in_the_thread(
     driver: Driver, hops: list[str]
 ) -> None:
-    await read(driver, count_to(SHORT))
-    hops.clear()
+    await warm(driver, hops)
 
     assert await read(driver, count_to(LONG)) == (LONG, LONG * (LONG + 1) // 2)
     assert hops == ["_run_after"]
@@ -99,8 +103,7 @@ async def test_a_read_past_the_budget_runs_whole_in_the_thread(
 async def test_a_writing_unit_begins_with_its_read_and_writes_in_the_thread(
     driver: Driver, hops: list[str]
 ) -> None:
-    await read(driver, count_to(SHORT))
-    hops.clear()
+    await warm(driver, hops)
     session = driver.writes()
     try:
         (counted, _), *_ = (await session.execute(count_to(SHORT))).all()
@@ -118,8 +121,7 @@ async def test_a_writing_unit_begins_with_its_read_and_writes_in_the_thread(
 async def test_a_write_of_one_row_runs_here_and_only_commit_hops(
     driver: Driver, hops: list[str]
 ) -> None:
-    await read(driver, count_to(SHORT))
-    hops.clear()
+    await warm(driver, hops)
     session = driver.writes()
     try:
         await session.execute(add_user("ada").execution_options(**{ONE_ROW: True}))
@@ -157,8 +159,7 @@ async def test_a_read_past_the_budget_leaves_its_transaction_whole(
 async def test_a_begin_that_must_wait_waits_in_the_thread(
     driver: Driver, container: Container, hops: list[str]
 ) -> None:
-    await read(driver, count_to(SHORT))
-    hops.clear()
+    await warm(driver, hops)
     other = sqlite3.connect(container.engine().url.database, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process's writer has the lock
     session = driver.writes()
