@@ -208,6 +208,9 @@ class _InMemoryRepository(Generic[E]):
 class InMemoryTaskRepository(_InMemoryRepository[Task]):
     _kind = "Task"
 
+    async def defer_indexes(self) -> None:
+        """Nothing to defer: dicts have no indexes to rebuild."""
+
     async def add_many(self, tasks: Sequence[Task]) -> None:
         # As in SQL, the stored rows get ids and the entities do not, unless
         # they came with ids to keep.

@@ -63,6 +63,8 @@ class TaskLoader:
         owner_id: int,
         commands: Iterable[tuple[int, CreateTask]],
         progress: Progress = _ignore,
+        *,
+        rebuild_indexes: bool = False,
     ) -> int:
         """Create a task for each (line, command) and commit once; how many.
 
@@ -70,11 +72,15 @@ class TaskLoader:
         project checked once. The first command that breaks one raises
         LineRejected with its line, and nothing is stored; so does any error
         that `commands` itself raises (it is iterated in a worker thread).
+        `rebuild_indexes`: the tasks' indexes are built anew at the end, and
+        every other use of tasks waits for the load (TaskRepository.defer_indexes).
         """
         rows = iter(commands)
         checked: set[int] = set()
         loaded = 0
         async with self._uow(owner_id=owner_id) as uow:
+            if rebuild_indexes:
+                await uow.tasks.defer_indexes()
             storing: asyncio.Task[None] | None = None
             try:
                 while True:

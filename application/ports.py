@@ -46,6 +46,18 @@ class TaskRepository(Protocol):
         """
         ...
 
+    async def defer_indexes(self) -> None:
+        """Let `add_many` leave the indexes of tasks (all owners') for the unit
+        of work's commit to build anew, where a database builds them faster
+        than it keeps them up to date row by row; checks such as the
+        project's then run at the commit too.
+
+        Every other unit of work that uses tasks waits until this one ends:
+        for loads into a quiet database. TasksBusy if others hold the tasks
+        too long for this one to begin.
+        """
+        ...
+
     async def get(self, task_id: int, *, for_update: bool = False) -> Task | None:
         """The task with this id, or None when there is none.
 

@@ -514,7 +514,11 @@ def load_tasks(cfg: Config, env: dict[str, str], count: int) -> None:
         stdout=subprocess.PIPE,
     )
     load = subprocess.run(
-        [str(cfg.taskhub_bin), "tasks", "load", "--user", LOCAL_USER, "-"],
+        # A fresh database, used by nothing else yet: build its indexes once.
+        [
+            *(str(cfg.taskhub_bin), "tasks", "load", "--rebuild-indexes"),
+            *("--user", LOCAL_USER, "-"),
+        ],
         stdin=generate.stdout,
         env={**os.environ, **env},
         capture_output=True,

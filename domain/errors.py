@@ -151,3 +151,13 @@ class IdTaken(Conflict):
         which = "one of these ids" if entity_id is None else f"the id {entity_id}"
         super().__init__(f"A {kind.lower()} with {which} already exists.")
         self.kind = kind
+
+
+class TasksBusy(Conflict):
+    """Other work held the tasks for longer than a bulk load would wait."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"Other work held the tasks for over {seconds:g} s; nothing was "
+            "stored. Try again when it is quieter."
+        )

@@ -252,7 +252,12 @@ def _tasks(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with _open_input(args.file) as source:
             loaded, seconds = asyncio.run(
-                _load(args.user, source, build_container(settings))
+                _load(
+                    args.user,
+                    source,
+                    build_container(settings),
+                    rebuild_indexes=args.rebuild_indexes,
+                )
             )
     except OSError as error:
         print(f"{args.file}: {error.strerror or error}", file=sys.stderr)
@@ -271,7 +276,9 @@ def _open_input(name: str) -> contextlib.AbstractContextManager[BinaryIO]:
     return open(name, "rb")  # the caller's `with` closes it
 
 
-async def _load(user: str, source: BinaryIO, container: Container) -> tuple[int, float]:
+async def _load(
+    user: str, source: BinaryIO, container: Container, *, rebuild_indexes: bool
+) -> tuple[int, float]:
     # Imported here, not above: `taskhub serve` has no use for it.
     from tqdm import tqdm  # type: ignore[import-untyped]
 
@@ -290,7 +297,12 @@ async def _load(user: str, source: BinaryIO, container: Container) -> tuple[int,
             mininterval=0.2 if sys.stderr.isatty() else 10,
             disable=False,
         ) as bar:
-            loaded = await loader.load(owner_id, read_tasks(source), bar.update)
+            loaded = await loader.load(
+                owner_id,
+                read_tasks(source),
+                bar.update,
+                rebuild_indexes=rebuild_indexes,
+            )
         return loaded, time.perf_counter() - started
     finally:
         if container.engine.initialized:
@@ -517,6 +529,14 @@ def _parser() -> argparse.ArgumentParser:
         "line stops the load and nothing is stored. Blank lines are skipped.",
     )
     load.add_argument("--user", required=True, help="the user who owns the tasks")
+    load.add_argument(
+        "--rebuild-indexes",
+        action="store_true",
+        help="on PostgreSQL, drop the tasks' indexes and foreign keys for the load "
+        "and build them anew before it commits: several times faster for a big "
+        "load, but every request that uses tasks, of every user, waits until the "
+        "load ends. For a first import or a maintenance window (README)",
+    )
     load.add_argument(
         "file", nargs="?", default="-", help="JSON Lines file (default: - for stdin)"
     )

@@ -44,6 +44,7 @@ from domain.errors import (
     InvalidValue,
     ProjectHasTasks,
     ProjectNameTaken,
+    TasksBusy,
     UserNameTaken,
 )
 from domain.projects import Project
@@ -338,6 +339,52 @@ async def analyze_after_copy(
         repository.copied = 0
 
 
+# How long `defer_indexes` waits for other units of work to let go of the tasks.
+TABLE_LOCK_PATIENCE_S: Final = 10.0
+
+# The tasks' secondary indexes, and their foreign keys: what PostgreSQL has
+# (`defer_indexes` rebuilds exactly what it dropped), less the indexes behind
+# a constraint (the primary key).
+_SECONDARY_INDEXES: Final = """
+    SELECT quote_ident(c.relname), pg_get_indexdef(i.indexrelid)
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+    WHERE i.indrelid = $1::regclass
+      AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+    ORDER BY c.relname
+"""
+_FOREIGN_KEYS: Final = """
+    SELECT quote_ident(conname), pg_get_constraintdef(oid)
+    FROM pg_constraint
+    WHERE conrelid = $1::regclass AND contype = 'f'
+    ORDER BY conname
+"""
+
+
+async def rebuild_deferred(
+    session: Statements, repositories: Iterable["SqlAlchemyTaskRepository"]
+) -> None:
+    """Before a commit: rebuild what `defer_indexes` dropped, and check the
+    foreign keys again over every row (InvalidValue for a task whose project
+    was deleted meanwhile)."""
+    for repository in repositories:
+        deferred, repository.deferred = repository.deferred, None
+        if deferred is None:
+            continue
+        driver = await _driver_connection(session)
+        indexes, foreign_keys = deferred
+        for _name, definition in indexes:
+            await driver.execute(definition)
+        try:
+            for name, definition in foreign_keys:
+                await driver.execute(
+                    f"ALTER TABLE {tasks.name} ADD CONSTRAINT {name} {definition}"
+                )
+        except asyncpg.ForeignKeyViolationError as e:
+            if e.constraint_name in _MISSING_PROJECT:
+                raise _MISSING_PROJECT[e.constraint_name]() from e
+            raise
+
+
 class _SqlAlchemyRepository(Generic[E]):
     """What both repositories do alike: one row per entity, versioned updates,
     and every statement confined to one owner's rows."""
@@ -499,6 +546,37 @@ class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
     _table = tasks
     _kind = "Task"
     copied = 0  # tasks stored by COPY in this unit of work (analyze_after_copy)
+    # What `defer_indexes` dropped, to rebuild at commit (`rebuild_deferred`):
+    # (name, definition) of each index, and of each foreign key.
+    deferred: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
+
+    async def defer_indexes(self, patience: float = TABLE_LOCK_PATIENCE_S) -> None:
+        """On PostgreSQL, drop the tasks' secondary indexes and foreign keys
+        until the unit of work commits, which builds them again (see the port).
+
+        The table is locked first, as DROP INDEX would lock it anyway, but
+        waiting `patience` seconds at most: a lock request in the queue holds
+        up every later reader of the table. On SQLite, nothing: it keeps its
+        indexes.
+        """
+        if self.deferred is not None or not _on_postgresql(self._session):
+            return
+        driver = await _driver_connection(self._session)
+        table = tasks.name
+        waited = await driver.fetchval("SHOW lock_timeout")
+        await driver.execute(f"SET LOCAL lock_timeout = {int(patience * 1000)}")
+        try:
+            await driver.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        except asyncpg.LockNotAvailableError as error:
+            raise TasksBusy(patience) from error
+        await driver.execute("SELECT set_config('lock_timeout', $1, true)", waited)
+        indexes = [tuple(row) for row in await driver.fetch(_SECONDARY_INDEXES, table)]
+        foreign_keys = [tuple(row) for row in await driver.fetch(_FOREIGN_KEYS, table)]
+        for name, _definition in foreign_keys:
+            await driver.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        for name, _definition in indexes:
+            await driver.execute(f"DROP INDEX {name}")
+        self.deferred = (indexes, foreign_keys)
 
     async def add_many(self, tasks: Sequence[Task]) -> None:
         if not tasks:

@@ -14,6 +14,7 @@ from adapters.sqlalchemy.repositories import (
     Statements,
     advance_ids,
     analyze_after_copy,
+    rebuild_deferred,
 )
 
 SessionFactory = async_sessionmaker[AsyncSession] | Callable[[], DriverSession]
@@ -72,6 +73,7 @@ class SqlAlchemyUnitOfWork(_SessionUnitOfWork):
         self.owner_id = owner_id
 
     async def commit(self) -> None:
+        await rebuild_deferred(self._session, [self.tasks])
         await analyze_after_copy(self._session, [self.tasks])
         await super().commit()
 
@@ -125,6 +127,7 @@ class SqlAlchemyTransferUnitOfWork(_SessionUnitOfWork):
         return self._session
 
     async def commit(self) -> None:
+        await rebuild_deferred(self._session, (d.tasks for d in self._owned))
         await analyze_after_copy(self._session, (d.tasks for d in self._owned))
         await super().commit()
 

@@ -1,17 +1,24 @@
 """`taskhub tasks load`, as a user runs it, on SQLite and on PostgreSQL."""
 
+import asyncio
 import json
 import subprocess
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from application.loading import BATCH_SIZE
 from application.queries import TaskQuery, Window
+from domain.errors import InvalidValue, TasksBusy
 from domain.tasks import Task
 from entrypoints.container import build_container
 from tests.conftest import test_settings
-from tests.databases import planned_rows
+from tests.databases import direct, in_thread, planned_rows
 from tests.served import TASKHUB, environment, taskhub
 
 
@@ -145,3 +152,132 @@ def test_a_large_load_leaves_the_planner_knowing_the_tables_size(
 
     assert done.returncode == 0, done.stderr
     assert planned_rows(url) == 1_502
+
+
+def tasks_schema(url: str) -> list[tuple[object, ...]]:
+    """The tasks table's indexes and constraints, as PostgreSQL describes them."""
+
+    async def read() -> list[tuple[object, ...]]:
+        engine = create_async_engine(
+            make_url(direct(url)).set(drivername="postgresql+asyncpg")
+        )
+        try:
+            async with engine.connect() as connection:
+                result = await connection.exec_driver_sql(
+                    "SELECT indexdef, NULL FROM pg_indexes WHERE tablename = 'tasks' "
+                    "UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid), "
+                    "convalidated FROM pg_constraint "
+                    "WHERE conrelid = 'tasks'::regclass ORDER BY 1"
+                )
+                return [tuple(row) for row in result]
+        finally:
+            await engine.dispose()
+
+    return in_thread(asyncio.run, read())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("server_database_url", ["postgres"], indirect=True)
+def test_rebuilding_indexes_stores_the_tasks_and_builds_the_same_indexes_again(
+    env: dict[str, str],
+) -> None:
+    url = env["TASKHUB_DATABASE_URL"]
+    before = tasks_schema(url)
+    many = [{"title": f"Task {i}"} for i in range(BATCH_SIZE + 10)]
+
+    done = load(env, "--user", "carol", "--rebuild-indexes", stdin=lines(*many))
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"Loaded {BATCH_SIZE + 10} tasks for carol")
+    after = tasks_schema(url)
+    assert after == before
+    assert sum("USING gin" in str(row[0]) for row in after) == 1  # the trigram one
+    assert all(valid in (None, True) for _, valid in after)  # keys checked again
+    assert planned_rows(url) == BATCH_SIZE + 10
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("server_database_url", ["postgres"], indirect=True)
+async def test_a_bad_line_while_rebuilding_indexes_leaves_tasks_and_indexes_alone(
+    env: dict[str, str],
+) -> None:
+    url = env["TASKHUB_DATABASE_URL"]
+    assert load(env, "--user", "carol", stdin=lines({"title": "Kept"})).returncode == 0
+    before = tasks_schema(url)
+    good = lines(*({"title": f"Task {n}"} for n in range(BATCH_SIZE + 1)))
+    source = good + lines({"title": "Bad", "priority": "whenever"})
+
+    done = load(env, "--user", "carol", "--rebuild-indexes", stdin=source)
+
+    assert done.returncode == 1
+    assert f"line {BATCH_SIZE + 2}: priority: " in done.stderr
+    assert tasks_schema(url) == before
+    assert [task.title for task in await stored_tasks(env)] == ["Kept"]
+
+
+@pytest.mark.parametrize("server_database_url", ["sqlite"], indirect=True)
+async def test_rebuilding_indexes_is_accepted_and_changes_nothing_on_sqlite(
+    env: dict[str, str],
+) -> None:
+    source = lines({"title": "One"}, {"title": "Two"})
+
+    done = load(env, "--user", "carol", "--rebuild-indexes", stdin=source)
+
+    assert done.returncode == 0, done.stderr
+    assert [task.title for task in await stored_tasks(env)] == ["One", "Two"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("server_database_url", ["postgres"], indirect=True)
+async def test_deferring_indexes_waits_for_the_table_only_so_long(
+    env: dict[str, str],
+) -> None:
+    url = env["TASKHUB_DATABASE_URL"]
+    before = tasks_schema(url)
+    reader = await asyncpg.connect(
+        make_url(direct(url))
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
+    container = build_container(test_settings(url))
+    try:
+        owner_id = await container.task_loader().owner_id("carol")
+        async with reader.transaction():
+            await reader.execute("LOCK TABLE tasks IN ACCESS SHARE MODE")
+            async with container.unit_of_work(owner_id=owner_id) as uow:
+                started = time.monotonic()
+                with pytest.raises(TasksBusy, match=r"over 0\.3 s"):
+                    await uow.tasks.defer_indexes(patience=0.3)
+                waited = time.monotonic() - started
+        # Given up after the patience, not after the server's own lock_timeout
+        # (none) or the CLI's 10 s; a generous bound against a loaded machine.
+        assert 0.3 <= waited < 5
+        assert tasks_schema(url) == before
+    finally:
+        await reader.close()
+        if container.engine.initialized:
+            await container.engine().dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("server_database_url", ["postgres"], indirect=True)
+async def test_a_missing_project_found_when_keys_are_checked_again_stores_nothing(
+    env: dict[str, str],
+) -> None:
+    url = env["TASKHUB_DATABASE_URL"]
+    before = tasks_schema(url)
+    container = build_container(test_settings(url))
+    try:
+        owner_id = await container.task_loader().owner_id("carol")
+        # As if the project went between the loader's check and the commit.
+        orphan = Task.create("Orphan", datetime.now(UTC), project_id=404)
+        async with container.unit_of_work(owner_id=owner_id) as uow:
+            await uow.tasks.defer_indexes()
+            await uow.tasks.add_many([orphan])
+            with pytest.raises(InvalidValue, match="no longer exists"):
+                await uow.commit()
+        assert tasks_schema(url) == before
+        assert await stored_tasks(env) == []
+    finally:
+        if container.engine.initialized:
+            await container.engine().dispose()

@@ -1,6 +1,6 @@
 """Loading many tasks at once, on the in-memory adapter (no I/O)."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -8,6 +8,7 @@ from adapters.memory import (
     InMemoryIdentityUnitOfWork,
     InMemoryProjectRepository,
     InMemoryStore,
+    InMemoryTaskRepository,
     InMemoryUnitOfWork,
 )
 from application.identity import IdentityService
@@ -15,6 +16,7 @@ from application.loading import LineRejected, TaskLoader
 from application.services import CreateTask, ProjectService
 from domain.errors import InvalidValue, ProjectArchived, UserNotFound
 from domain.projects import Project, ProjectChanges
+from domain.tasks import Task
 from domain.values import Priority
 from tests.fakes import TickingClock
 
@@ -192,3 +194,37 @@ async def test_the_owner_is_found_by_name_and_an_unknown_name_is_an_error(
     assert await loader.owner_id("dana") == dana
     with pytest.raises(UserNotFound):
         await loader.owner_id("nobody")
+
+
+class RecordingTasks(InMemoryTaskRepository):
+    """Records the calls a load makes, in order."""
+
+    calls: list[str]
+
+    async def defer_indexes(self) -> None:
+        self.calls.append("defer_indexes")
+
+    async def add_many(self, tasks: Sequence[Task]) -> None:
+        self.calls.append(f"add_many {len(tasks)}")
+        await super().add_many(tasks)
+
+
+@pytest.mark.parametrize("rebuild", [False, True])
+async def test_indexes_are_deferred_before_the_first_task_only_when_asked(
+    store: InMemoryStore, clock: TickingClock, rebuild: bool
+) -> None:
+    calls: list[str] = []
+
+    def uow(owner_id: int) -> InMemoryUnitOfWork:
+        unit = InMemoryUnitOfWork(store, owner_id)
+        unit.tasks = RecordingTasks(store, owner_id)
+        unit.tasks.calls = calls
+        return unit
+
+    loader = TaskLoader(uow, lambda: InMemoryIdentityUnitOfWork(store), clock, 2)
+    commands = numbered(*(CreateTask(f"Task {n}") for n in range(3)))
+
+    assert await loader.load(OWNER, commands, rebuild_indexes=rebuild) == 3
+
+    stored = ["add_many 2", "add_many 1"]
+    assert calls == (["defer_indexes", *stored] if rebuild else stored)
