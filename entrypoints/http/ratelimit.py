@@ -22,7 +22,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage, Storage
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REDIS_KEY_PREFIX = "taskhub:ratelimit"
+# Where `bearer_token` keeps what it read, in the request's scope.
+_BEARER_TOKEN = "taskhub.bearer_token"
 # A request waits at most this long for Redis (no retries) before it goes
 # uncounted: an uncounted request costs little, a slow one costs its client.
 REDIS_TIMEOUT = 0.5
@@ -74,10 +76,25 @@ def client_key(scope: Scope) -> str:
 
 def bearer_token(scope: Scope) -> str | None:
     """The token of the request's `Authorization: Bearer …` header, read as
-    FastAPI's HTTPBearer reads it; None if there is none."""
+    FastAPI's HTTPBearer reads it; None if there is none.
+
+    Read once per request: the rate limit and the owner dependency both ask,
+    and the second answer comes from the scope."""
+    try:
+        return scope[_BEARER_TOKEN]  # type: ignore[no-any-return]
+    except KeyError:
+        pass
     scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
     token = token.strip()
-    return token if token and scheme.lower() == "bearer" else None
+    found = token if token and scheme.lower() == "bearer" else None
+    scope[_BEARER_TOKEN] = found
+    return found
+
+
+# The names of `Budget.raw_headers()`.
+RATE_LIMIT_HEADERS: Final = frozenset(
+    (b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset")
+)
 
 
 class Budget(NamedTuple):
@@ -94,6 +111,14 @@ class Budget(NamedTuple):
             "RateLimit-Remaining": str(self.remaining),
             "RateLimit-Reset": str(self.reset),
         }
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """`headers()` as a response's start message holds them."""
+        return [
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % self.reset),
+        ]
 
 
 class InProcessWindow:
