@@ -3,7 +3,7 @@
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any, ClassVar, Final, Generic, TypeVar
+from typing import Any, ClassVar, Final, Generic, NoReturn, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
@@ -360,6 +360,15 @@ _FOREIGN_KEYS: Final = """
 """
 
 
+def _raise_for_copied(error: asyncpg.PostgresError) -> NoReturn:
+    """The domain error for the constraint that tasks stored by COPY broke,
+    found by the COPY or when their foreign keys are checked again; else
+    `error` itself."""
+    if error.constraint_name in _MISSING_PROJECT:
+        raise _MISSING_PROJECT[error.constraint_name]() from error
+    raise error
+
+
 async def rebuild_deferred(
     session: Statements, repositories: Iterable["SqlAlchemyTaskRepository"]
 ) -> None:
@@ -380,9 +389,7 @@ async def rebuild_deferred(
                     f"ALTER TABLE {tasks.name} ADD CONSTRAINT {name} {definition}"
                 )
         except asyncpg.ForeignKeyViolationError as e:
-            if e.constraint_name in _MISSING_PROJECT:
-                raise _MISSING_PROJECT[e.constraint_name]() from e
-            raise
+            _raise_for_copied(e)
 
 
 class _SqlAlchemyRepository(Generic[E]):
@@ -613,9 +620,7 @@ class SqlAlchemyTaskRepository(_SqlAlchemyRepository[Task]):
                 self._table.name, records=records, columns=columns
             )
         except (asyncpg.ForeignKeyViolationError, asyncpg.UniqueViolationError) as e:
-            if e.constraint_name in _MISSING_PROJECT:
-                raise _MISSING_PROJECT[e.constraint_name]() from e
-            raise
+            _raise_for_copied(e)
         self.copied += len(tasks)
 
     async def list(self, query: TaskQuery) -> Page[Task]:
