@@ -24,7 +24,11 @@ Transactions (the sessions', see adapters.sqlalchemy.engine, except on SQLite):
   its turn for seconds. So a process's writers first queue, in order, for
   their turn (`Driver.writer_turn`), and take a connection only then; the busy
   timeout is left for writers of other processes. Each statement is one hop to
-  aiosqlite's thread, the first with the transaction's BEGIN;
+  aiosqlite's thread, the first with the transaction's BEGIN. Writers that
+  queue while one writes then share its transaction, each in a savepoint of
+  its own, and one COMMIT (`_Group`): each COMMIT waits for an fsync, and
+  with one per writer, creates were bound by the disk (1,900 a second against
+  5,300 with group commit, 32 clients, bench/README);
 - behind PgBouncer in transaction mode every unit runs in a transaction (READ
   ONLY for reads) that sets its statement timeout.
 
@@ -57,7 +61,7 @@ returns the few result methods they use.
 import asyncio
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Final, NoReturn, TypeVar
 
@@ -91,6 +95,9 @@ _INLINE_BUDGET: Final = 20  # 20,000 instructions: a first page takes about 10,0
 # How a statement may run on the loop's thread (`DriverSession._on_sqlite`).
 _WITHIN_BUDGET: Final = "within the budget"
 _WHOLE: Final = "whole"
+# SQLite's writers that may share one transaction (`_Group`), at most.
+_GROUP_LIMIT: Final = 64
+_MEMBER: Final = "taskhub_member"  # the savepoint of a group's member
 ONE_ROW: Final = "taskhub_one_row"
 """An execution option: the statement writes one row, found by its key, so on
 SQLite it may run whole on the event loop's thread (see the module's docstring)."""
@@ -272,6 +279,9 @@ class Driver:
         # each waiting as long as the busy timeout would for the lock.
         self.writer_turn: asyncio.Lock | None = None
         self.writer_patience = SQLITE_BUSY_TIMEOUT_MS / 1000
+        self.writers_waiting = 0  # for their turn
+        self.group: _Group | None = None  # the transaction writers join
+        self._background: set[asyncio.Future[None]] = set()
         if engine.dialect.name == "sqlite":
             self.writer_turn = asyncio.Lock()
         if self.on_postgresql:
@@ -281,6 +291,12 @@ class Driver:
                 local = f"; SET LOCAL statement_timeout = {timeout}" if timeout else ""
                 self._read_begin = "BEGIN READ ONLY" + local
                 self._write_begin += local
+
+    def watch(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` on its own, keeping it until it ends."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def hold(self) -> Held:
         """Keep a connection for this context's units of work, one after
@@ -407,6 +423,34 @@ def _connect_in_a_greenlet(*_: Any) -> None:
         raise exc.MissingGreenlet("Connecting awaits the driver: in a greenlet.")
 
 
+class _Group:
+    """SQLite writers of this process that share one transaction (group commit).
+
+    The first writer to take its turn checks out a connection and begins the
+    transaction; each writer's statements run in a savepoint of it, which its
+    commit releases and its rollback undoes. A writer that ends while others
+    wait for their turn hands the turn, and the transaction, to the next one;
+    one that commits then waits for the transaction's COMMIT. The writer that
+    ends with nobody waiting (or the `_GROUP_LIMIT`th) commits it, for all of
+    them: one COMMIT, one fsync, for every writer that queued meanwhile.
+    """
+
+    __slots__ = ("committed", "members", "pooled", "wrote")
+
+    def __init__(self, pooled: PoolProxiedConnection) -> None:
+        self.pooled = pooled
+        self.members = 0
+        self.wrote = False  # a member committed its savepoint
+        self.committed: asyncio.Future[None] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    def failed(self, error: BaseException) -> None:
+        if not self.committed.done():
+            self.committed.set_exception(error)
+            self.committed.exception()  # retrieved, whether or not one waits
+
+
 class DriverSession:
     """A unit of work's connection and transaction: the connection is taken and
     the transaction begun at its first statement; `close` rolls back what was
@@ -418,10 +462,11 @@ class DriverSession:
         self._writes = writes
         self._pooled: PoolProxiedConnection | None = None
         self._in_transaction = False
-        # On SQLite, the BEGIN that goes to aiosqlite's thread with the next
-        # statement (see `_on_sqlite`).
-        self._unbegun: str | None = None
+        # On SQLite, the BEGIN (or a group's savepoint) that goes to aiosqlite's
+        # thread with the next statement (see `_on_sqlite`).
+        self._unbegun: tuple[str, ...] | None = None
         self._has_turn = False  # of the process's SQLite writers
+        self._group: _Group | None = None  # a SQLite writer's shared transaction
 
     @property
     def on_postgresql(self) -> bool:
@@ -486,13 +531,17 @@ class DriverSession:
         driver = await self._connection()
         if self._unbegun is not None:  # the caller's statements go to the driver
             begin, self._unbegun = self._unbegun, None
-            await self._run(begin)
+            for sql in begin:
+                await self._run(sql)
             self._in_transaction = True
         return driver
 
     async def commit(self) -> None:
         if not self._writes:
             raise RuntimeError(_READ_ONLY_ERROR)
+        if self._group is not None:
+            await self._leave_group(self._group, commit=True)
+            return
         try:
             if self._in_transaction:
                 await self._run("COMMIT")
@@ -500,6 +549,9 @@ class DriverSession:
             self._ended()  # also a BEGIN no statement went with: nothing to commit
 
     async def close(self) -> None:
+        if self._group is not None:
+            await self._leave_group(self._group, commit=False)
+            return
         pooled = self._pooled
         try:
             if pooled is not None and self._in_transaction:
@@ -521,16 +573,19 @@ class DriverSession:
         if begin is not None:
             await self._take_turn()
         try:
-            if self._pooled is None:
+            if begin is not None and self._has_turn:  # a SQLite writer
+                self._unbegun = await self._join_group()
+            elif self._pooled is None:
                 self._pooled = await self._checkout()
             if begin is not None and not self._driver.on_postgresql:
-                self._unbegun = begin
+                self._unbegun = self._unbegun or (begin,)
             elif begin is not None:
                 await self._run(begin)
                 self._in_transaction = True
         except BaseException:
             self._ended()
             raise
+        assert self._pooled is not None
         return self._pooled.driver_connection
 
     async def _on_sqlite(
@@ -604,12 +659,77 @@ class DriverSession:
         if kept is not None:  # a writer waits for its turn without a connection
             await self._driver.checkin(kept)
         patience = self._driver.writer_patience
-        await _wait_in_line(
-            turn,
-            patience,
-            f"Other writers held the SQLite database for over {patience:g} s.",
-        )
+        self._driver.writers_waiting += 1
+        try:
+            await _wait_in_line(
+                turn,
+                patience,
+                f"Other writers held the SQLite database for over {patience:g} s.",
+            )
+        except BaseException:
+            group = self._driver.group
+            if group is not None:  # perhaps handed to this writer: see it ends
+                self._driver.watch(_end_abandoned(self._driver, group))
+            raise
+        finally:
+            self._driver.writers_waiting -= 1
         self._has_turn = True
+
+    async def _join_group(self) -> tuple[str, ...]:
+        """Take this turn's connection: the open group's, else a new group's.
+        Returns what begins this writer's part (`_Group`)."""
+        driver = self._driver
+        savepoint = f"SAVEPOINT {_MEMBER}"
+        group = driver.group
+        if group is None:
+            group = _Group(await self._checkout())
+            driver.group = group
+        group.members += 1
+        self._group, self._pooled = group, group.pooled
+        if group.members == 1:
+            return (self._begin or "BEGIN IMMEDIATE", savepoint)
+        return (savepoint,)
+
+    async def _leave_group(self, group: _Group, *, commit: bool) -> None:
+        """End this writer's part of `group`: release its savepoint (`commit`),
+        or roll back to it; then hand the turn on, or end the group."""
+        self._group = self._pooled = None
+        self._unbegun = None
+        wrote = self._in_transaction  # its savepoint is open
+        self._in_transaction = False
+        if wrote:
+            connection = group.pooled.driver_connection._conn  # type: ignore[union-attr]
+            try:
+                if commit:
+                    connection.execute(f"RELEASE {_MEMBER}")
+                    group.wrote = True
+                else:
+                    connection.execute(f"ROLLBACK TO {_MEMBER}")
+                    connection.execute(f"RELEASE {_MEMBER}")
+            except BaseException as error:
+                await self._lose(group, "RELEASE" if commit else "ROLLBACK TO", error)
+        driver = self._driver
+        if driver.writers_waiting and group.members < _GROUP_LIMIT:
+            self._ended()  # the next writer joins the group
+            if commit and wrote:
+                await asyncio.shield(group.committed)
+            return
+        self._has_turn = False  # `_end`, below, hands it on
+        if group.members == 1:  # nobody else to answer to
+            await _end(driver, group)
+        else:
+            await asyncio.shield(_end(driver, group))
+
+    async def _lose(self, group: _Group, sql: str, error: BaseException) -> NoReturn:
+        """`group`'s transaction broke under this writer: fail it, and return
+        its connection, closed."""
+        self._driver.group = None
+        raised = _wrapped(sql, error) if isinstance(error, Exception) else error
+        group.failed(raised)
+        group.pooled.invalidate()
+        self._ended()
+        await self._driver.checkin(group.pooled)
+        raise raised from error
 
     def _ended(self) -> None:
         """The transaction is over: the next writer may go."""
@@ -641,6 +761,11 @@ class DriverSession:
         if _integrity_error(error):
             assert isinstance(error, Exception)
             raise exc.IntegrityError(sql, None, error, hide_parameters=True) from error
+        if self._group is not None:  # the shared transaction is lost
+            group, self._group = self._group, None
+            self._driver.group = None
+            lost = _wrapped(sql, error) if isinstance(error, Exception) else error
+            group.failed(lost)
         if self._pooled is not None:
             self._ended()
             self._pooled.invalidate()
@@ -649,15 +774,51 @@ class DriverSession:
         raise error
 
 
+async def _end(driver: Driver, group: _Group) -> None:
+    """COMMIT `group` (ROLLBACK it if no member wrote), tell its members how
+    that went, and give the turn to the next writer; the caller has the turn."""
+    driver.group = None
+    pooled = group.pooled
+    connection = pooled.driver_connection
+    sql = "COMMIT" if group.wrote else "ROLLBACK"
+    try:
+        if connection.in_transaction:  # type: ignore[union-attr]
+            await connection.execute_fetchall(sql)  # type: ignore[union-attr]
+        group.committed.set_result(None)
+    except BaseException as error:
+        raised = _wrapped(sql, error) if isinstance(error, Exception) else error
+        group.failed(raised)
+        pooled.invalidate()
+        raise raised from error
+    finally:
+        assert driver.writer_turn is not None
+        driver.writer_turn.release()
+        held = _HELD.get()
+        if held is None or not (pooled.is_valid and held.keep(driver, pooled)):
+            await driver.checkin(pooled)
+
+
+async def _end_abandoned(driver: Driver, group: _Group) -> None:
+    """End `group` if it is still open once this has the turn: a writer handed
+    the turn on and waits for its COMMIT, and the writer it was handed to gave
+    up waiting (its patience, or a cancelled request)."""
+    assert driver.writer_turn is not None
+    await driver.writer_turn.acquire()
+    if driver.group is not group:  # another writer joined it, and ended it
+        driver.writer_turn.release()
+        return
+    await _end(driver, group)
+
+
 def _run_after(
     connection: sqlite3.Connection,
-    begin: str | None,
+    begin: tuple[str, ...] | None,
     work: SqliteWork[T],
     sql: str,
     values: Any,
 ) -> T:
-    if begin is not None:
-        connection.execute(begin)
+    for statement in begin or ():
+        connection.execute(statement)
     return work(connection, sql, values)
 
 
@@ -674,18 +835,26 @@ class _Budget:
         return self.steps > _INLINE_BUDGET
 
 
-def _begin_at_once(connection: sqlite3.Connection, begin: str) -> bool:
+def _begin_at_once(connection: sqlite3.Connection, begin: tuple[str, ...]) -> bool:
     """Whether `begin` began the transaction here, not waiting for the lock: if
-    another process holds it, the caller waits for it in the thread instead."""
-    connection.execute("PRAGMA busy_timeout = 0")
-    try:
-        connection.execute(begin)
-    except sqlite3.OperationalError as error:
-        if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-            raise
-        return False
-    finally:
-        connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    another process holds it, the caller waits for it in the thread instead.
+    A group's savepoint alone (its transaction holds the lock) waits for nothing.
+    """
+    first, *rest = begin
+    if first.startswith("BEGIN"):
+        connection.execute("PRAGMA busy_timeout = 0")
+        try:
+            connection.execute(first)
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            return False
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    else:
+        connection.execute(first)
+    for statement in rest:
+        connection.execute(statement)
     return True
 
 

@@ -77,7 +77,7 @@ async def test_a_writer_holds_the_write_lock_from_its_first_statement_a_read(
         other.close()
 
 
-async def test_a_second_writer_waits_for_the_first_to_commit_holding_nothing(
+async def test_a_second_writer_waits_for_the_first_to_finish_holding_nothing(
     container: Container, new_uow: NewUnitOfWork, clock: TickingClock
 ) -> None:
     pool = container.engine().sync_engine.pool
@@ -106,12 +106,10 @@ async def test_a_second_writer_waits_for_the_first_to_commit_holding_nothing(
     release_first.set()
     await asyncio.gather(first, second)
 
-    assert order == [
-        "first wrote",
-        "first committed",
-        "second wrote",
-        "second committed",
-    ]
+    # The second wrote in the first's transaction (tests/contract/
+    # test_sqlite_group_commit.py), and neither commit returned before its COMMIT.
+    assert order[:2] == ["first wrote", "second wrote"]
+    assert sorted(order[2:]) == ["first committed", "second committed"]
     page = await list_tasks(new_uow, TaskQuery())
     assert sorted(t.title for t in page.items) == ["first", "second"]
 
