@@ -8,7 +8,7 @@ snapshot taken when the unit of work began.
 import asyncio
 import itertools
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
@@ -326,6 +326,10 @@ class InMemoryTokenRepository:
 
     async def find(self, secret_hash: str) -> ApiToken | None:
         return self._first(lambda t: t.secret_hash == secret_hash)
+
+    async def find_many(self, secret_hashes: Collection[str]) -> list[ApiToken]:
+        tokens = sorted(self._store.tokens.items())
+        return [t.copy() for _, t in tokens if t.secret_hash in secret_hashes]
 
     async def find_by_prefix(self, prefix: str) -> ApiToken | None:
         return self._first(lambda t: t.prefix == prefix)

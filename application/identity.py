@@ -1,7 +1,10 @@
 """Users and API tokens: who is asking."""
 
+import asyncio
+import contextvars
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -50,6 +53,7 @@ class IdentityService:
         # row, hundreds of ms at the tail. Housekeeping only: who is asking is
         # decided from the stored token alone.
         self._use_recorded: dict[int, datetime] = {}
+        self._tokens = _TokenReads(self._read_tokens)
 
     async def create_user(self, name: str) -> tuple[User, IssuedToken]:
         """Create a user with a first token; UserNameTaken if the name is taken."""
@@ -127,13 +131,16 @@ class IdentityService:
         """The id of the user `secret` belongs to; Unauthenticated for any
         token that is unknown, revoked or expired (without saying which)."""
         now = self._clock.now()
-        async with self._uow(read_only=True) as uow:  # the hot path: one read
-            token = await uow.tokens.find(hash_token(secret))
+        token = await self._tokens.find(hash_token(secret))
         if token is None or not token.is_active(now):
             raise Unauthenticated()
         if self._use_is_stale(token, now):
             await self._record_use(token, now)
         return token.user_id
+
+    async def _read_tokens(self, secret_hashes: Collection[str]) -> list[ApiToken]:
+        async with self._uow(read_only=True) as uow:  # the hot path: one read
+            return await uow.tokens.find_many(secret_hashes)
 
     def _use_is_stale(self, token: ApiToken, now: datetime) -> bool:
         """Whether to record this use: once a minute per token and process."""
@@ -181,3 +188,85 @@ class IdentityService:
             expires_at=None if expires_in is None else now + expires_in,
         )
         return IssuedToken(secret=secret, record=record)
+
+
+class _TokenReads:
+    """Token lookups that arrive together, answered by one read.
+
+    Every authenticated request reads its token, and on PostgreSQL each read
+    was a round trip of its own: under load, its send and receive cost a
+    worker more CPU than anything else the token check does. Here lookups
+    wait for one read, made for all of them, while another read is under
+    way, and the lookups of one turn of the event loop go in one read too.
+
+    Each read starts after every lookup it answers was asked, so what a
+    request sees of its token is never older than the request: a token
+    revoked before the request came is refused, as one read per request would
+    refuse it. A read runs in the context of its first lookup (its request
+    keeps the read's connection for its next unit of work, as it would for
+    its own read); if the read fails, each of its lookups raises the error.
+    """
+
+    __slots__ = ("_next", "_read", "_reading")
+
+    def __init__(
+        self, read: Callable[[Collection[str]], Awaitable[list[ApiToken]]]
+    ) -> None:
+        self._read = read
+        self._next: _Lookups | None = None  # those waiting for the next read
+        self._reading: asyncio.Task[None] | None = None
+
+    async def find(self, secret_hash: str) -> ApiToken | None:
+        """The token whose secret hashes to `secret_hash`, or None."""
+        lookups = self._next
+        if lookups is None:
+            lookups = self._next = _Lookups(contextvars.copy_context())
+            if self._reading is None:
+                self._start(lookups)
+        found: asyncio.Future[ApiToken | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        lookups.waiting.append((secret_hash, found))
+        return await found
+
+    def _start(self, lookups: "_Lookups") -> None:
+        self._reading = asyncio.get_running_loop().create_task(
+            self._answer(lookups), context=lookups.context
+        )
+
+    async def _answer(self, lookups: "_Lookups") -> None:
+        if self._next is lookups:
+            self._next = None  # those that come from now on wait for the next
+        try:
+            tokens = await self._read({h for h, _ in lookups.waiting})
+        except BaseException as error:
+            for _, found in lookups.waiting:
+                if found.done():  # given up on: a cancelled request
+                    continue
+                if isinstance(error, Exception):
+                    found.set_exception(error)
+                else:
+                    found.cancel()
+            if not isinstance(error, Exception):
+                raise
+        else:
+            # Lookups of one token share it: authenticate only reads it.
+            by_hash = {token.secret_hash: token for token in tokens}
+            for secret_hash, found in lookups.waiting:
+                if not found.done():
+                    found.set_result(by_hash.get(secret_hash))
+        finally:
+            waiting = self._next
+            self._reading = None
+            if waiting is not None:
+                self._start(waiting)
+
+
+class _Lookups:
+    """The lookups one read answers, and the context it runs in."""
+
+    __slots__ = ("context", "waiting")
+
+    def __init__(self, context: contextvars.Context) -> None:
+        self.context = context
+        self.waiting: list[tuple[str, asyncio.Future[ApiToken | None]]] = []

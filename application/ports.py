@@ -9,7 +9,7 @@ like one that does not exist (get gives None, update and remove find nothing,
 lists and counts leave it out), and `add` stamps the owner on the entity.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -181,6 +181,11 @@ class TokenRepository(Protocol):
 
     async def find(self, secret_hash: str) -> ApiToken | None:
         """The token whose secret hashes to `secret_hash`, or None."""
+        ...
+
+    async def find_many(self, secret_hashes: Collection[str]) -> list[ApiToken]:
+        """The tokens whose secrets hash to any of `secret_hashes`; none for a
+        hash no token has."""
         ...
 
     async def find_by_prefix(self, prefix: str) -> ApiToken | None:

@@ -1,12 +1,13 @@
 """SQL repositories. They run statements in the unit of work's session, never commit."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar, Final, Generic, NoReturn, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -744,6 +745,12 @@ async def advance_ids(session: AsyncSession) -> None:
 _FIND_TOKEN = sa.select(api_tokens).where(
     api_tokens.c.secret_hash == sa.bindparam("secret_hash")
 )
+# Several at once, in one statement of one shape: PostgreSQL's = ANY(array),
+# where IN (...) would be compiled anew for every number of hashes.
+_FIND_TOKENS = sa.select(api_tokens).where(
+    api_tokens.c.secret_hash
+    == sa.any_(sa.bindparam("secret_hashes", type_=postgresql.ARRAY(sa.String)))
+)
 
 
 class SqlAlchemyTokenRepository:
@@ -761,6 +768,15 @@ class SqlAlchemyTokenRepository:
         parameters = {"secret_hash": secret_hash}
         row = (await self._session.execute(_FIND_TOKEN, parameters)).one_or_none()
         return None if row is None else token_to_entity(row)
+
+    async def find_many(self, secret_hashes: Collection[str]) -> list[ApiToken]:
+        if len(secret_hashes) > 1 and _on_postgresql(self._session):
+            parameters = {"secret_hashes": list(secret_hashes)}
+            rows = (await self._session.execute(_FIND_TOKENS, parameters)).all()
+            return [token_to_entity(row) for row in rows]
+        # One, or on SQLite, whose reads cost no round trip: one statement each.
+        found = [await self.find(secret_hash) for secret_hash in secret_hashes]
+        return [token for token in found if token is not None]
 
     async def find_by_prefix(self, prefix: str) -> ApiToken | None:
         return await self._one(api_tokens.c.prefix == prefix)

@@ -1,5 +1,6 @@
 """Bearer tokens over HTTP: who may ask, and what a refused request gives away."""
 
+import asyncio
 import dataclasses
 import hashlib
 import logging
@@ -237,6 +238,33 @@ async def test_a_revoked_token_is_refused_on_the_very_next_request(
     await identity.revoke_token(issued.record.prefix)
 
     assert_unauthenticated(await anonymous.get("/tasks", headers=bearer(issued.secret)))
+
+
+async def test_requests_side_by_side_each_act_for_their_own_token(
+    anonymous: AsyncClient, client: AsyncClient, container: Container, owner_id: int
+) -> None:
+    # Their tokens are looked up together (application.identity._TokenReads).
+    alices = (await create_task(client, "Alice's"))["id"]
+    identity = container.identity_service()
+    await identity.ensure_user("bob")
+    bob = bearer((await identity.issue_token("bob", "laptop")).secret)
+    bobs = (await anonymous.post("/tasks", json={"title": "Bob's"}, headers=bob)).json()
+    alice = {"Authorization": client.headers["Authorization"]}
+    asked = [
+        (alice, alices, 200),
+        (bob, alices, 404),
+        (bob, bobs["id"], 200),
+        (alice, bobs["id"], 404),
+        (bearer(unknown_token()), alices, 401),
+    ] * 8
+
+    responses = await asyncio.gather(
+        *(anonymous.get(f"/tasks/{task}", headers=who) for who, task, _ in asked)
+    )
+
+    assert [r.status_code for r in responses] == [status for *_, status in asked]
+    titles = [r.json()["title"] for r in responses if r.status_code == 200]
+    assert titles == ["Alice's", "Bob's"] * 8
 
 
 async def test_revoking_one_token_leaves_the_users_other_tokens_working(

@@ -2,15 +2,17 @@
 
 import asyncio
 import hashlib
+from collections.abc import Collection
 from datetime import timedelta
 from functools import partial
-from typing import Self
+from typing import Any, Self
 
 import pytest
 
 from adapters.memory import InMemoryIdentityUnitOfWork, InMemoryStore
 from application.identity import TOKEN_PREFIX, IdentityService
 from domain.errors import InvalidValue, Unauthenticated, UserNameTaken, UserNotFound
+from domain.users import ApiToken
 from tests.fakes import FrozenClock
 
 
@@ -163,3 +165,127 @@ async def test_a_use_that_failed_to_be_recorded_is_recorded_by_the_next_request(
 
     (token,) = await identity.list_tokens("alice")
     assert token.last_used_at == now
+
+
+class CountingReads:
+    """The identity service's units of work on the store: its reads of tokens
+    counted, able to answer only once `gate` opens, or to fail once
+    (`fail_next`). A read takes no lock, as a database's reader takes none."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.reads: list[set[str]] = []  # the hashes each read asked for
+        self.read = asyncio.Event()  # a read has read
+        self.gate: asyncio.Event | None = None
+        self.fail_next = False
+
+    def __call__(self, read_only: bool = False) -> Any:
+        return self if read_only else InMemoryIdentityUnitOfWork(self.store)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+    @property
+    def tokens(self) -> Self:
+        return self
+
+    async def find_many(self, hashes: Collection[str]) -> list[ApiToken]:
+        self.reads.append(set(hashes))
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("the database went away")
+        found = [
+            t.copy() for t in self.store.tokens.values() if t.secret_hash in hashes
+        ]
+        self.read.set()
+        if self.gate is not None:  # read now, answer once it opens
+            await self.gate.wait()
+        return found
+
+
+@pytest.fixture
+def reads(store: InMemoryStore) -> CountingReads:
+    return CountingReads(store)
+
+
+@pytest.fixture
+def counted_identity(reads: CountingReads, clock: FrozenClock) -> IdentityService:
+    return IdentityService(reads, clock)
+
+
+async def test_lookups_asked_together_share_one_read_and_each_gets_its_own_user(
+    counted_identity: IdentityService, reads: CountingReads
+) -> None:
+    users = {}
+    for name in ("alice", "bob", "carol"):
+        user, issued = await counted_identity.create_user(name)
+        users[issued.secret] = user.id
+    secrets_ = [*users] * 4 + ["taskhub_unknown"]
+    reads.reads.clear()
+
+    results = await asyncio.gather(
+        *(counted_identity.authenticate(s) for s in secrets_), return_exceptions=True
+    )
+
+    assert results[:-1] == [users[s] for s in secrets_[:-1]]
+    assert isinstance(results[-1], Unauthenticated)
+    assert len(reads.reads) == 1
+    assert len(reads.reads[0]) == 4  # each hash asked for once
+
+
+async def test_a_lookup_made_during_a_read_waits_for_a_read_that_starts_after_it(
+    counted_identity: IdentityService, reads: CountingReads
+) -> None:
+    _, issued = await counted_identity.create_user("alice")
+    reads.gate = asyncio.Event()
+    before = asyncio.create_task(counted_identity.authenticate(issued.secret))
+    await reads.read.wait()  # its read has read, and waits at the gate
+
+    await counted_identity.revoke_token(issued.record.prefix)
+    after = asyncio.create_task(counted_identity.authenticate(issued.secret))
+    await asyncio.sleep(0.01)
+    assert not after.done()  # it does not take the answer read before it came
+    reads.gate.set()
+
+    assert await before == issued.record.user_id  # asked before the revocation
+    with pytest.raises(Unauthenticated):  # asked after it
+        await after
+    assert len(reads.reads) == 2
+
+
+async def test_a_failed_read_fails_each_lookup_it_answers_and_the_next_read_works(
+    counted_identity: IdentityService, reads: CountingReads
+) -> None:
+    user, issued = await counted_identity.create_user("alice")
+    reads.fail_next = True
+
+    results = await asyncio.gather(
+        *(counted_identity.authenticate(issued.secret) for _ in range(3)),
+        return_exceptions=True,
+    )
+
+    assert [type(r) for r in results] == [ConnectionError] * 3
+    assert await counted_identity.authenticate(issued.secret) == user.id
+
+
+async def test_a_cancelled_lookup_leaves_the_others_of_its_read_answered(
+    counted_identity: IdentityService, reads: CountingReads
+) -> None:
+    user, issued = await counted_identity.create_user("alice")
+    reads.gate = asyncio.Event()
+    first, second = (
+        asyncio.create_task(counted_identity.authenticate(issued.secret))
+        for _ in range(2)
+    )
+    await reads.read.wait()
+
+    first.cancel()
+    reads.gate.set()
+
+    async with asyncio.timeout(10):  # answered, not left waiting
+        assert await second == user.id
+    with pytest.raises(asyncio.CancelledError):
+        await first
