@@ -191,52 +191,66 @@ class IdentityService:
 
 
 class _TokenReads:
-    """Token lookups that arrive together, answered by one read.
+    """Token lookups that come while one is being read wait, and are then
+    answered together by one read.
 
     Every authenticated request reads its token, and on PostgreSQL each read
     was a round trip of its own: under load, its send and receive cost a
-    worker more CPU than anything else the token check does. Here lookups
-    wait for one read, made for all of them, while another read is under
-    way, and the lookups of one turn of the event loop go in one read too.
+    worker more CPU than anything else the token check does. A lookup with no
+    read under way reads at once, in its own request, as before; lookups that
+    come while a read is under way wait for the next read, made for all of
+    them as soon as it ends (in the context of the first of them: its request
+    keeps the read's connection for its next unit of work, as it would for a
+    read of its own).
 
     Each read starts after every lookup it answers was asked, so what a
     request sees of its token is never older than the request: a token
     revoked before the request came is refused, as one read per request would
-    refuse it. A read runs in the context of its first lookup (its request
-    keeps the read's connection for its next unit of work, as it would for
-    its own read); if the read fails, each of its lookups raises the error.
+    refuse it. If a read fails, each of its lookups raises the error.
     """
 
-    __slots__ = ("_next", "_read", "_reading")
+    __slots__ = ("_answering", "_next", "_read", "_reading")
 
     def __init__(
         self, read: Callable[[Collection[str]], Awaitable[list[ApiToken]]]
     ) -> None:
         self._read = read
+        self._reading = False
         self._next: _Lookups | None = None  # those waiting for the next read
-        self._reading: asyncio.Task[None] | None = None
+        self._answering: asyncio.Task[None] | None = None  # kept from the GC
 
     async def find(self, secret_hash: str) -> ApiToken | None:
         """The token whose secret hashes to `secret_hash`, or None."""
+        if not self._reading:  # nothing under way: read at once
+            self._reading = True
+            try:
+                tokens = await self._read((secret_hash,))
+            finally:
+                self._read_next()
+            return tokens[0] if tokens else None
         lookups = self._next
         if lookups is None:
             lookups = self._next = _Lookups(contextvars.copy_context())
-            if self._reading is None:
-                self._start(lookups)
         found: asyncio.Future[ApiToken | None] = (
             asyncio.get_running_loop().create_future()
         )
         lookups.waiting.append((secret_hash, found))
         return await found
 
-    def _start(self, lookups: "_Lookups") -> None:
-        self._reading = asyncio.get_running_loop().create_task(
+    def _read_next(self) -> None:
+        """The read under way has ended: read for those waiting, if any."""
+        lookups = self._next
+        if lookups is None:
+            self._reading = False
+            self._answering = None
+            return
+        self._answering = asyncio.get_running_loop().create_task(
             self._answer(lookups), context=lookups.context
         )
 
     async def _answer(self, lookups: "_Lookups") -> None:
-        if self._next is lookups:
-            self._next = None  # those that come from now on wait for the next
+        if self._next is lookups:  # those that come from now on wait for the next
+            self._next = None
         try:
             tokens = await self._read({h for h, _ in lookups.waiting})
         except BaseException as error:
@@ -256,10 +270,7 @@ class _TokenReads:
                 if not found.done():
                     found.set_result(by_hash.get(secret_hash))
         finally:
-            waiting = self._next
-            self._reading = None
-            if waiting is not None:
-                self._start(waiting)
+            self._read_next()
 
 
 class _Lookups:

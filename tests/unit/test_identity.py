@@ -203,6 +203,7 @@ class CountingReads:
         self.read.set()
         if self.gate is not None:  # read now, answer once it opens
             await self.gate.wait()
+        await asyncio.sleep(0)  # as a round trip lets other requests run
         return found
 
 
@@ -216,7 +217,7 @@ def counted_identity(reads: CountingReads, clock: FrozenClock) -> IdentityServic
     return IdentityService(reads, clock)
 
 
-async def test_lookups_asked_together_share_one_read_and_each_gets_its_own_user(
+async def test_lookups_made_during_a_read_share_the_next_and_each_gets_its_own_user(
     counted_identity: IdentityService, reads: CountingReads
 ) -> None:
     users = {}
@@ -232,8 +233,9 @@ async def test_lookups_asked_together_share_one_read_and_each_gets_its_own_user(
 
     assert results[:-1] == [users[s] for s in secrets_[:-1]]
     assert isinstance(results[-1], Unauthenticated)
-    assert len(reads.reads) == 1
-    assert len(reads.reads[0]) == 4  # each hash asked for once
+    # The first read at once, alone; the twelve others asked meanwhile, in one.
+    assert len(reads.reads) == 2
+    assert len(reads.reads[1]) == 4  # each hash asked for once
 
 
 async def test_a_lookup_made_during_a_read_waits_for_a_read_that_starts_after_it(
@@ -256,17 +258,33 @@ async def test_a_lookup_made_during_a_read_waits_for_a_read_that_starts_after_it
     assert len(reads.reads) == 2
 
 
+async def while_one_reads(
+    identity: IdentityService, reads: CountingReads, secret: str, waiting: int
+) -> tuple["asyncio.Task[int]", list["asyncio.Task[int]"]]:
+    """A lookup of `secret` whose read waits at the gate, and `waiting` lookups
+    made meanwhile, waiting for the next read."""
+    reads.gate = asyncio.Event()
+    first = asyncio.create_task(identity.authenticate(secret))
+    await reads.read.wait()
+    others = [
+        asyncio.create_task(identity.authenticate(secret)) for _ in range(waiting)
+    ]
+    await asyncio.sleep(0)  # each has asked
+    return first, others
+
+
 async def test_a_failed_read_fails_each_lookup_it_answers_and_the_next_read_works(
     counted_identity: IdentityService, reads: CountingReads
 ) -> None:
     user, issued = await counted_identity.create_user("alice")
-    reads.fail_next = True
+    first, others = await while_one_reads(counted_identity, reads, issued.secret, 3)
+    reads.fail_next = True  # the next read: the one the three wait for
 
-    results = await asyncio.gather(
-        *(counted_identity.authenticate(issued.secret) for _ in range(3)),
-        return_exceptions=True,
-    )
+    assert reads.gate is not None
+    reads.gate.set()
+    results = await asyncio.gather(*others, return_exceptions=True)
 
+    assert await first == user.id
     assert [type(r) for r in results] == [ConnectionError] * 3
     assert await counted_identity.authenticate(issued.secret) == user.id
 
@@ -275,17 +293,16 @@ async def test_a_cancelled_lookup_leaves_the_others_of_its_read_answered(
     counted_identity: IdentityService, reads: CountingReads
 ) -> None:
     user, issued = await counted_identity.create_user("alice")
-    reads.gate = asyncio.Event()
-    first, second = (
-        asyncio.create_task(counted_identity.authenticate(issued.secret))
-        for _ in range(2)
+    first, (cancelled, other) = await while_one_reads(
+        counted_identity, reads, issued.secret, 2
     )
-    await reads.read.wait()
 
-    first.cancel()
+    cancelled.cancel()
+    assert reads.gate is not None
     reads.gate.set()
 
     async with asyncio.timeout(10):  # answered, not left waiting
-        assert await second == user.id
+        assert [await first, await other] == [user.id, user.id]
     with pytest.raises(asyncio.CancelledError):
-        await first
+        await cancelled
+    assert len(reads.reads) == 2
