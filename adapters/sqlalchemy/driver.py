@@ -435,12 +435,13 @@ class _Group:
     them: one COMMIT, one fsync, for every writer that queued meanwhile.
     """
 
-    __slots__ = ("committed", "members", "pooled", "wrote")
+    __slots__ = ("committed", "members", "pooled", "watched", "wrote")
 
     def __init__(self, pooled: PoolProxiedConnection) -> None:
         self.pooled = pooled
         self.members = 0
         self.wrote = False  # a member committed its savepoint
+        self.watched = False  # `_end_abandoned` will see that it ends
         self.committed: asyncio.Future[None] = (
             asyncio.get_running_loop().create_future()
         )
@@ -668,7 +669,9 @@ class DriverSession:
             )
         except BaseException:
             group = self._driver.group
-            if group is not None:  # perhaps handed to this writer: see it ends
+            if group is not None and not group.watched:
+                # Perhaps handed to this writer, which gave up: see it ends.
+                group.watched = True
                 self._driver.watch(_end_abandoned(self._driver, group))
             raise
         finally:
