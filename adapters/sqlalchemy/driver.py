@@ -298,6 +298,13 @@ class Driver:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def give_back(self, pooled: PoolProxiedConnection) -> None:
+        """Keep `pooled` for this context's next unit of work (`hold`) if it
+        may be kept, else return it to the pool."""
+        held = _HELD.get()
+        if held is None or not (pooled.is_valid and held.keep(self, pooled)):
+            await self.checkin(pooled)
+
     def hold(self) -> Held:
         """Keep a connection for this context's units of work, one after
         another, until `Held.end` (see `Held`)."""
@@ -561,11 +568,7 @@ class DriverSession:
             self._ended()
             if pooled is not None:
                 self._pooled = None
-                held = _HELD.get()
-                if held is None or not (
-                    pooled.is_valid and held.keep(self._driver, pooled)
-                ):
-                    await self._driver.checkin(pooled)
+                await self._driver.give_back(pooled)
 
     async def _connection(self) -> Any:
         # The first statement, or the first after a commit, begins a transaction;
@@ -727,12 +730,12 @@ class DriverSession:
         """`group`'s transaction broke under this writer: fail it, and return
         its connection, closed."""
         self._driver.group = None
-        raised = _wrapped(sql, error) if isinstance(error, Exception) else error
+        raised = _raised(sql, error)
         group.failed(raised)
         group.pooled.invalidate()
         self._ended()
         await self._driver.checkin(group.pooled)
-        raise raised from error
+        _raise(raised, error)
 
     def _ended(self) -> None:
         """The transaction is over: the next writer may go."""
@@ -764,17 +767,15 @@ class DriverSession:
         if _integrity_error(error):
             assert isinstance(error, Exception)
             raise exc.IntegrityError(sql, None, error, hide_parameters=True) from error
+        raised = _raised(sql, error)
         if self._group is not None:  # the shared transaction is lost
             group, self._group = self._group, None
             self._driver.group = None
-            lost = _wrapped(sql, error) if isinstance(error, Exception) else error
-            group.failed(lost)
+            group.failed(raised)
         if self._pooled is not None:
             self._ended()
             self._pooled.invalidate()
-        if isinstance(error, Exception):
-            raise _wrapped(sql, error) from error
-        raise error
+        _raise(raised, error)
 
 
 async def _end(driver: Driver, group: _Group) -> None:
@@ -789,16 +790,14 @@ async def _end(driver: Driver, group: _Group) -> None:
             await connection.execute_fetchall(sql)  # type: ignore[union-attr]
         group.committed.set_result(None)
     except BaseException as error:
-        raised = _wrapped(sql, error) if isinstance(error, Exception) else error
+        raised = _raised(sql, error)
         group.failed(raised)
         pooled.invalidate()
-        raise raised from error
+        _raise(raised, error)
     finally:
         assert driver.writer_turn is not None
         driver.writer_turn.release()
-        held = _HELD.get()
-        if held is None or not (pooled.is_valid and held.keep(driver, pooled)):
-            await driver.checkin(pooled)
+        await driver.give_back(pooled)
 
 
 async def _end_abandoned(driver: Driver, group: _Group) -> None:
@@ -915,6 +914,19 @@ def _connection_lost(error: Exception) -> bool:
         | asyncpg.InterfaceError
         | asyncpg.InternalClientError,
     )
+
+
+def _raised(sql: str, error: BaseException) -> BaseException:
+    """What a statement's failure raises: the driver's error as SQLAlchemy's
+    (`_wrapped`); a cancellation or an exit as it is."""
+    return _wrapped(sql, error) if isinstance(error, Exception) else error
+
+
+def _raise(raised: BaseException, error: BaseException) -> NoReturn:
+    """Raise `raised` (`_raised(sql, error)`) from `error`, unless it is `error`."""
+    if raised is error:
+        raise error
+    raise raised from error
 
 
 def _wrapped(sql: str | None, error: Exception) -> exc.DBAPIError:
