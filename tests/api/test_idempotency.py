@@ -269,8 +269,10 @@ async def test_twenty_concurrent_posts_with_one_key_create_one_resource(
         # overlap; a few rounds, each with its own key, make one that overlaps.
         for round_ in range(1, 6):
             key = f"race-{route.path}-{round_}"
+            # A body of its own each round: a project's name must be unique.
+            body = {field: f"{value} {round_}" for field, value in route.body.items()}
             responses = await asyncio.gather(
-                *(post(client, route, key) for _ in range(20))
+                *(post(client, route, key, body) for _ in range(20))
             )
 
             assert await total(client, route) == round_
@@ -285,7 +287,7 @@ async def test_twenty_concurrent_posts_with_one_key_create_one_resource(
             for response in busy:
                 assert assert_problem(response, 409)["type"] == CONFLICT
                 assert response.headers["retry-after"] == "1"
-            retry = await post(client, route, key)
+            retry = await post(client, route, key, body)
             assert_replay_of(retry, originals[0])
             if busy or not must_overlap:
                 break
